@@ -1,0 +1,211 @@
+"""Registry commands: publish, list, show, promote, rollback, history."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from model_store.artifact import Artifact
+from model_store.cli.output import UsageError, emit, table
+from model_store.exceptions import (
+    AliasNotFoundError,
+    InvalidNameError,
+    ModelNotFoundError,
+    VersionNotFoundError,
+)
+from model_store.manifest import Manifest
+from model_store.registry import AliasRecord, Registry, open_registry
+
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+REGISTRY_ENV = "MODEL_STORE_REGISTRY"
+
+
+def add_registry_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--registry",
+        default=os.environ.get(REGISTRY_ENV),
+        help=f"s3://BUCKET/PREFIX or a directory (default: ${REGISTRY_ENV})",
+    )
+
+
+def registry_from(args: argparse.Namespace) -> Registry:
+    if not args.registry:
+        raise UsageError(
+            f"no registry: pass --registry s3://BUCKET/PREFIX or PATH, or set {REGISTRY_ENV}"
+        )
+    return open_registry(args.registry)
+
+
+def add_parsers(commands: Subparsers, common: argparse.ArgumentParser) -> None:
+    p = commands.add_parser(
+        "publish", parents=[common], help="store an artifact directory as a new version"
+    )
+    p.add_argument("artifact", type=Path, help="directory holding model.joblib and manifest.json")
+    p.add_argument("--name", help="model name (default: the manifest's)")
+    p.add_argument("--version", help="version (default: UTC timestamp + sha256 prefix, sortable)")
+    p.set_defaults(handler=publish)
+
+    p = commands.add_parser("list", parents=[common], help="list models, or the versions of one")
+    p.add_argument("name", nargs="?", help="model name")
+    p.set_defaults(handler=list_cmd)
+
+    p = commands.add_parser("show", parents=[common], help="show a version's manifest")
+    p.add_argument("ref", metavar="NAME[@VERSION|@ALIAS]", help="default alias: production")
+    p.set_defaults(handler=show)
+
+    p = commands.add_parser("promote", parents=[common], help="point an alias at a version")
+    p.add_argument("name")
+    p.add_argument("version")
+    p.add_argument("--alias", default="production")
+    p.set_defaults(handler=promote)
+
+    p = commands.add_parser(
+        "rollback", parents=[common], help="return an alias to its previous version"
+    )
+    p.add_argument("name")
+    p.add_argument("--alias", default="production")
+    p.set_defaults(handler=rollback)
+
+    p = commands.add_parser("history", parents=[common], help="an alias's promotions and rollbacks")
+    p.add_argument("name")
+    p.add_argument("--alias", default="production")
+    p.set_defaults(handler=history)
+
+
+def default_version(manifest: Manifest) -> str:
+    """Sortable by time, unique per artifact: 20261123T104512Z-<sha256[:8]>."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{manifest.sha256[:8]}"
+
+
+def publish(args: argparse.Namespace) -> int:
+    artifact = Artifact.read(args.artifact)
+    registry = registry_from(args)
+    name = args.name or artifact.manifest.name
+    version = args.version or default_version(artifact.manifest)
+    manifest = registry.publish(artifact, name=name, version=version)
+    emit(
+        args.json,
+        _summary(manifest),
+        f"published {name}@{version} to {registry.location}\n"
+        f"next: model-store promote {name} {version} --registry {args.registry}",
+    )
+    return 0
+
+
+def list_cmd(args: argparse.Namespace) -> int:
+    registry = registry_from(args)
+    if not args.name:
+        names = registry.list_models()
+        aliases = {n: registry.list_aliases(n) for n in names}
+        counts = {n: len(registry.list_versions(n)) for n in names}
+        data = [{"name": n, "versions": counts[n], "aliases": aliases[n]} for n in names]
+        rows = [[n, counts[n], _aliases_text(aliases[n])] for n in names]
+        human = (
+            table(["model", "versions", "aliases"], rows)
+            if rows
+            else f"no models in {registry.location}"
+        )
+        emit(args.json, data, human)
+        return 0
+    versions = registry.list_versions(args.name)
+    if not versions:
+        raise ModelNotFoundError(f"no model named {args.name!r} in {registry.location}")
+    current = registry.list_aliases(args.name)
+    by_version: dict[str, list[str]] = {}
+    for alias, version in current.items():
+        by_version.setdefault(version, []).append(alias)
+    manifests = [registry.read_manifest(args.name, v) for v in versions]
+    data_rows = [{**_summary(m), "aliases": by_version.get(m.version or "", [])} for m in manifests]
+    rows = [
+        [d["version"], ",".join(d["aliases"]), d["algorithm"], d["test_accuracy"], d["created_at"]]
+        for d in data_rows
+    ]
+    emit(
+        args.json,
+        data_rows,
+        table(["version", "aliases", "algorithm", "test acc", "created"], rows),
+    )
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    registry = registry_from(args)
+    name, _, ref = args.ref.partition("@")
+    ref = ref or "production"
+    try:
+        manifest = registry.read_manifest(name, ref)
+    except (VersionNotFoundError, InvalidNameError):
+        try:
+            version = registry.resolve_alias(name, ref)
+        except (AliasNotFoundError, InvalidNameError):
+            raise VersionNotFoundError(
+                f"{name} has neither a version nor an alias {ref!r} in {registry.location}"
+            ) from None
+        manifest = registry.read_manifest(name, version)
+    data = manifest.model_dump(mode="json")
+    features = ", ".join(f"{f.name} [{f.stats.min:g}..{f.stats.max:g}]" for f in manifest.features)
+    human = "\n".join(
+        [
+            f"{manifest.name}@{manifest.version}",
+            f"  created     {manifest.created_at:%Y-%m-%d %H:%M:%S %Z}",
+            f"  algorithm   {manifest.algorithm} {manifest.params}",
+            f"  metrics     cv {manifest.metrics.cv_score:.4f}, "
+            f"test accuracy {manifest.metrics.test_accuracy:.4f}",
+            f"  features    {features}",
+            f"  target      {manifest.target.name}: {', '.join(manifest.target.classes)}",
+            f"  artifact    {manifest.size_bytes} bytes, zlib {manifest.compress}, "
+            f"sha256 {manifest.sha256}",
+            f"  trained on  Python {manifest.runtime.python}, "
+            f"scikit-learn {manifest.runtime.sklearn}, joblib {manifest.runtime.joblib}, "
+            f"numpy {manifest.runtime.numpy}",
+        ]
+    )
+    emit(args.json, data, human)
+    return 0
+
+
+def promote(args: argparse.Namespace) -> int:
+    record = registry_from(args).promote(args.name, args.version, alias=args.alias)
+    return _alias_result(args, record, "now points at")
+
+
+def rollback(args: argparse.Namespace) -> int:
+    record = registry_from(args).rollback(args.name, alias=args.alias)
+    return _alias_result(args, record, "rolled back to")
+
+
+def history(args: argparse.Namespace) -> int:
+    record = registry_from(args).alias_record(args.name, args.alias)
+    data = [event.model_dump(mode="json") for event in record.history]
+    rows = [[e.at.strftime("%Y-%m-%d %H:%M:%S"), e.action, e.version] for e in record.history]
+    emit(args.json, data, table(["when (UTC)", "action", "version"], rows))
+    return 0
+
+
+def _alias_result(args: argparse.Namespace, record: AliasRecord, verb: str) -> int:
+    emit(
+        args.json,
+        {"name": record.name, "alias": record.alias, "version": record.version},
+        f"{record.name}@{record.alias} {verb} {record.version}",
+    )
+    return 0
+
+
+def _summary(manifest: Manifest) -> dict[str, Any]:
+    return {
+        "name": manifest.name,
+        "version": manifest.version,
+        "algorithm": manifest.algorithm,
+        "test_accuracy": manifest.metrics.test_accuracy,
+        "created_at": manifest.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+        "sha256": manifest.sha256,
+    }
+
+
+def _aliases_text(aliases: dict[str, str]) -> str:
+    return ", ".join(f"{a} -> {v}" for a, v in aliases.items())

@@ -1,0 +1,67 @@
+"""Typed errors raised by model_store.
+
+Every failure a caller can act on has its own type; callers (the CLI, the API's error
+mapping, the batch engine) branch on these, never on boto or pickle exceptions.
+"""
+
+from __future__ import annotations
+
+
+class ModelStoreError(Exception):
+    """Base of every error model_store raises on purpose."""
+
+
+class InvalidNameError(ModelStoreError, ValueError):
+    """A model name, version or alias that cannot be used as a registry path segment."""
+
+
+class NotFoundError(ModelStoreError, LookupError):
+    """Something asked for is not in the registry."""
+
+
+class ModelNotFoundError(NotFoundError):
+    """No version of the model exists."""
+
+
+class VersionNotFoundError(NotFoundError):
+    """The model exists but not that version."""
+
+
+class AliasNotFoundError(NotFoundError):
+    """The alias does not exist for the model."""
+
+
+class VersionExistsError(ModelStoreError):
+    """Versions are immutable: publishing over an existing one is refused."""
+
+
+class NothingToRollBackError(ModelStoreError):
+    """The alias has no earlier version to return to."""
+
+
+class ManifestError(ModelStoreError):
+    """A manifest is missing, unreadable or of a schema this code cannot read."""
+
+
+class IntegrityError(ModelStoreError):
+    """The model bytes do not match what the manifest vouches for."""
+
+
+class IncompatibleModelError(ModelStoreError):
+    """The running libraries cannot safely load the artifact."""
+
+
+class RegistryError(ModelStoreError):
+    """The storage behind the registry failed (S3 error, permissions, network)."""
+
+
+class ModelUnavailableError(ModelStoreError):
+    """The loader has no model to serve; the cause is chained."""
+
+
+class TrainingDataError(ModelStoreError, ValueError):
+    """Training data that cannot be used: missing target, non-numeric features, too few rows."""
+
+
+class InputError(ModelStoreError, ValueError):
+    """Records to score that do not fit the model's features."""

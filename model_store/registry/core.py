@@ -1,0 +1,252 @@
+"""The registry: versioned artifacts and movable aliases over any ObjectStore.
+
+Layout (the same in a directory and under an S3 prefix)::
+
+    models/<name>/<version>/model.joblib
+    models/<name>/<version>/manifest.json    written last: its presence publishes
+    models/<name>/aliases/<alias>.json       current version and the alias's history
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from model_store.artifact import MANIFEST_FILE, MODEL_FILE, Artifact
+from model_store.exceptions import (
+    AliasNotFoundError,
+    InvalidNameError,
+    ManifestError,
+    ModelNotFoundError,
+    NothingToRollBackError,
+    VersionExistsError,
+    VersionNotFoundError,
+)
+from model_store.manifest import Manifest
+from model_store.registry.stores import KeyExists, KeyNotFound, ObjectStore
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+_ALIASES_DIR = "aliases"
+
+
+def check_segment(kind: str, value: str) -> str:
+    """Names and versions become path segments: refuse anything that could escape one."""
+    if not _SEGMENT.match(value) or value == _ALIASES_DIR or ".." in value:
+        raise InvalidNameError(
+            f"invalid {kind} {value!r}: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit"
+        )
+    return value
+
+
+def check_alias(alias: str) -> str:
+    if not _ALIAS.match(alias):
+        raise InvalidNameError(
+            f"invalid alias {alias!r}: use lowercase letters, digits, '_' and '-', "
+            "starting with a letter"
+        )
+    return alias
+
+
+def natural_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort "2" before "10" and timestamps in time order."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", version)
+    )
+
+
+class AliasEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: Literal["promote", "rollback"]
+    version: str
+    at: datetime
+
+
+class AliasRecord(BaseModel):
+    """An alias document. The current version and the rollback stack derive from history."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    alias: str
+    history: list[AliasEvent]
+
+    @property
+    def stack(self) -> list[str]:
+        """Versions the alias has held, oldest first; rollback pops, promote pushes."""
+        stack: list[str] = []
+        for event in self.history:
+            if event.action == "promote":
+                stack.append(event.version)
+            else:
+                stack.pop()
+        return stack
+
+    @property
+    def version(self) -> str:
+        return self.stack[-1]
+
+    @property
+    def updated_at(self) -> datetime:
+        return self.history[-1].at
+
+
+class Registry:
+    """Publish, list, read, promote and roll back models in one ObjectStore."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    def __repr__(self) -> str:
+        return f"Registry({self.store.describe()})"
+
+    @property
+    def location(self) -> str:
+        return self.store.describe()
+
+    # -- keys ---------------------------------------------------------------------------
+    @staticmethod
+    def _version_key(name: str, version: str, file: str) -> str:
+        return (
+            f"models/{check_segment('model name', name)}/{check_segment('version', version)}/{file}"
+        )
+
+    @staticmethod
+    def _alias_key(name: str, alias: str) -> str:
+        return (
+            f"models/{check_segment('model name', name)}/{_ALIASES_DIR}/{check_alias(alias)}.json"
+        )
+
+    # -- artifacts ----------------------------------------------------------------------
+    def publish(self, artifact: Artifact, *, name: str, version: str) -> Manifest:
+        """Store an artifact as NAME/VERSION. Existing versions are never overwritten."""
+        manifest_key = self._version_key(name, version, MANIFEST_FILE)
+        artifact.verify(source="artifact to publish")
+        try:
+            self.store.read(manifest_key)
+        except KeyNotFound:
+            pass
+        else:
+            raise VersionExistsError(self._exists_message(name, version))
+        manifest = artifact.manifest.model_copy(update={"name": name, "version": version})
+        # Model bytes first, manifest last and exclusive: a version is visible only once
+        # complete, and of two racing publishers exactly one wins.
+        self.store.write(self._version_key(name, version, MODEL_FILE), artifact.model_bytes)
+        try:
+            self.store.write(manifest_key, manifest.to_json(), exclusive=True)
+        except KeyExists:
+            raise VersionExistsError(self._exists_message(name, version)) from None
+        return manifest
+
+    def _exists_message(self, name: str, version: str) -> str:
+        return (
+            f"{name} version {version} already exists in {self.location}; "
+            "versions are immutable, publish under a new version"
+        )
+
+    def list_models(self) -> list[str]:
+        names = {
+            key.split("/")[1]
+            for key in self.store.list_keys("models/")
+            if key.count("/") == 3 and key.endswith("/" + MANIFEST_FILE)
+        }
+        return sorted(names)
+
+    def list_versions(self, name: str) -> list[str]:
+        """Published versions of NAME, oldest first (natural order)."""
+        prefix = f"models/{check_segment('model name', name)}/"
+        versions = [
+            key[len(prefix) :].split("/")[0]
+            for key in self.store.list_keys(prefix)
+            if key.count("/") == 3 and key.endswith("/" + MANIFEST_FILE)
+        ]
+        return sorted(versions, key=natural_key)
+
+    def read_manifest(self, name: str, version: str) -> Manifest:
+        key = self._version_key(name, version, MANIFEST_FILE)
+        try:
+            data = self.store.read(key)
+        except KeyNotFound:
+            raise self._missing_version(name, version) from None
+        manifest = Manifest.from_json(data, source=self.store.describe(key))
+        if manifest.name != name or manifest.version != version:
+            raise ManifestError(
+                f"{self.store.describe(key)} describes {manifest.name}@{manifest.version}, "
+                f"not {name}@{version}"
+            )
+        return manifest
+
+    def read_model_bytes(self, name: str, version: str) -> bytes:
+        key = self._version_key(name, version, MODEL_FILE)
+        try:
+            return self.store.read(key)
+        except KeyNotFound:
+            raise self._missing_version(name, version) from None
+
+    def _missing_version(self, name: str, version: str) -> Exception:
+        if not self.list_versions(name):
+            return ModelNotFoundError(f"no model named {name!r} in {self.location}")
+        return VersionNotFoundError(f"{name} has no version {version!r} in {self.location}")
+
+    # -- aliases ------------------------------------------------------------------------
+    def alias_record(self, name: str, alias: str) -> AliasRecord:
+        key = self._alias_key(name, alias)
+        try:
+            data = self.store.read(key)
+        except KeyNotFound:
+            raise AliasNotFoundError(
+                f"{name} has no alias {alias!r} in {self.location}"
+                + ("" if self.list_versions(name) else f" (no model named {name!r} at all)")
+            ) from None
+        try:
+            return AliasRecord.model_validate_json(data)
+        except ValidationError as exc:
+            raise ManifestError(f"{self.store.describe(key)} is invalid: {exc}") from None
+
+    def resolve_alias(self, name: str, alias: str) -> str:
+        return self.alias_record(name, alias).version
+
+    def alias_history(self, name: str, alias: str) -> list[AliasEvent]:
+        return self.alias_record(name, alias).history
+
+    def list_aliases(self, name: str) -> dict[str, str]:
+        prefix = f"models/{check_segment('model name', name)}/{_ALIASES_DIR}/"
+        aliases = [
+            key[len(prefix) : -len(".json")]
+            for key in self.store.list_keys(prefix)
+            if key.endswith(".json")
+        ]
+        return {alias: self.resolve_alias(name, alias) for alias in sorted(aliases)}
+
+    def promote(self, name: str, version: str, *, alias: str = "production") -> AliasRecord:
+        """Point ALIAS at VERSION (which must be published), keeping the history."""
+        self.read_manifest(name, version)
+        try:
+            history = self.alias_record(name, alias).history
+        except AliasNotFoundError:
+            history = []
+        return self._write_alias(name, alias, [*history, _event("promote", version)])
+
+    def rollback(self, name: str, *, alias: str = "production") -> AliasRecord:
+        """Return ALIAS to the version it held before its current one."""
+        record = self.alias_record(name, alias)
+        stack = record.stack
+        if len(stack) < 2:
+            raise NothingToRollBackError(
+                f"{name}@{alias} is at {stack[-1]} and has no earlier promotion to return to"
+            )
+        return self._write_alias(name, alias, [*record.history, _event("rollback", stack[-2])])
+
+    def _write_alias(self, name: str, alias: str, history: list[AliasEvent]) -> AliasRecord:
+        record = AliasRecord(name=name, alias=alias, history=history)
+        self.store.write(self._alias_key(name, alias), record.model_dump_json(indent=2).encode())
+        return record
+
+
+def _event(action: Literal["promote", "rollback"], version: str) -> AliasEvent:
+    return AliasEvent(action=action, version=version, at=datetime.now(UTC))

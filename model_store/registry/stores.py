@@ -1,0 +1,162 @@
+"""Where registry objects live: one Protocol, a local directory and an S3 prefix.
+
+The registry's behaviour lives once in ``Registry``; a store only moves bytes, so the
+two backends cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from model_store.exceptions import ModelStoreError, RegistryError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+class KeyNotFound(ModelStoreError):  # noqa: N818 - an outcome, not a failure
+    """Internal: the key does not exist in the store."""
+
+
+class KeyExists(ModelStoreError):  # noqa: N818
+    """Internal: an exclusive write found the key already there."""
+
+
+class ObjectStore(Protocol):
+    """Byte storage under slash-separated keys."""
+
+    def describe(self, key: str = "") -> str:
+        """A human-readable location (``s3://b/p/key`` or a path) for messages."""
+        ...
+
+    def read(self, key: str) -> bytes:
+        """Raise KeyNotFound if absent."""
+        ...
+
+    def write(self, key: str, data: bytes, *, exclusive: bool = False) -> None:
+        """Write atomically; with ``exclusive`` raise KeyExists rather than overwrite."""
+        ...
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Every key under ``prefix`` (recursive), as full keys."""
+        ...
+
+
+class LocalStore:
+    """A directory; writes go through a temporary file so readers never see half a file."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def describe(self, key: str = "") -> str:
+        return str(self.root / key) if key else str(self.root)
+
+    def read(self, key: str) -> bytes:
+        try:
+            return (self.root / key).read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise KeyNotFound(key) from None
+        except OSError as exc:
+            raise RegistryError(f"cannot read {self.describe(key)}: {exc}") from None
+
+    def write(self, key: str, data: bytes, *, exclusive: bool = False) -> None:
+        path = self.root / key
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+            tmp = Path(name)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                if exclusive:
+                    # A hard link fails if the target exists: an atomic create-if-absent.
+                    try:
+                        path.hardlink_to(tmp)
+                    except FileExistsError:
+                        raise KeyExists(key) from None
+                else:
+                    tmp.replace(path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+        except OSError as exc:
+            raise RegistryError(f"cannot write {self.describe(key)}: {exc}") from None
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        base = self.root / prefix
+        if not base.is_dir():
+            return
+        for path in sorted(base.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                yield path.relative_to(self.root).as_posix()
+
+
+class S3Store:
+    """An S3 bucket and prefix, through an injected boto3 client."""
+
+    def __init__(self, client: S3Client, bucket: str, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+
+    def describe(self, key: str = "") -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    def _fail(self, op: str, key: str, exc: Exception) -> RegistryError:
+        code, message = _error_code(exc)
+        return RegistryError(f"S3 {op} {self.describe(key)} failed: {code}: {message}")
+
+    def read(self, key: str) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
+            return response["Body"].read()
+        except ClientError as exc:
+            if _error_code(exc)[0] in {"NoSuchKey", "404"}:
+                raise KeyNotFound(key) from None
+            raise self._fail("GetObject", key, exc) from None
+        except BotoCoreError as exc:
+            raise self._fail("GetObject", key, exc) from None
+
+    def write(self, key: str, data: bytes, *, exclusive: bool = False) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            if exclusive:
+                # S3 conditional write: create-if-absent, atomic on the server side.
+                self.client.put_object(
+                    Bucket=self.bucket, Key=self.prefix + key, Body=data, IfNoneMatch="*"
+                )
+            else:
+                self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
+        except ClientError as exc:
+            if exclusive and _error_code(exc)[0] in {"PreconditionFailed", "412"}:
+                raise KeyExists(key) from None
+            raise self._fail("PutObject", key, exc) from None
+        except BotoCoreError as exc:
+            raise self._fail("PutObject", key, exc) from None
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
+                for item in page.get("Contents", []):
+                    yield item["Key"][len(self.prefix) :]
+        except (ClientError, BotoCoreError) as exc:
+            raise self._fail("ListObjectsV2", prefix, exc) from None
+
+
+def _error_code(exc: Exception) -> tuple[str, str]:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        error = response.get("Error", {})
+        return str(error.get("Code", "Unknown")), str(error.get("Message", "")) or str(exc)
+    return type(exc).__name__, str(exc)

@@ -1,0 +1,73 @@
+"""One vectorised scoring path, shared by the API and the batch engine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from model_store.exceptions import InputError
+from model_store.manifest import Manifest
+
+Matrix = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Labels in input order; probabilities[i, j] is P(classes[j]) for row i."""
+
+    labels: list[str]
+    classes: list[str]
+    probabilities: Matrix | None
+
+    def probability_dicts(self) -> list[dict[str, float]] | None:
+        if self.probabilities is None:
+            return None
+        return [dict(zip(self.classes, row, strict=True)) for row in self.probabilities.tolist()]
+
+
+def records_to_matrix(records: Sequence[Mapping[str, float]], features: Sequence[str]) -> Matrix:
+    """Records keyed by feature name to a float matrix in the model's feature order."""
+    try:
+        matrix = np.array(
+            [[record[name] for name in features] for record in records], dtype=np.float64
+        )
+    except KeyError as exc:
+        raise InputError(f"record has no value for feature {exc.args[0]!r}") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"records must hold numbers only: {exc}") from None
+    return matrix.reshape(len(records), len(features))
+
+
+def _as_matrix(rows: Any, features: Sequence[str]) -> Matrix:
+    if hasattr(rows, "columns"):  # a pandas DataFrame: select by name, in feature order
+        missing = [name for name in features if name not in rows.columns]
+        if missing:
+            raise InputError(f"missing feature columns: {', '.join(missing)}")
+        return np.asarray(rows[list(features)].to_numpy(dtype=np.float64))
+    if isinstance(rows, np.ndarray):
+        return rows.astype(np.float64, copy=False)
+    return records_to_matrix(rows, features)
+
+
+def predict(estimator: Any, manifest: Manifest, rows: Any) -> Predictions:
+    """Score records, a DataFrame or a matrix (feature order) in one vectorised call."""
+    features = manifest.feature_names
+    matrix = _as_matrix(rows, features)
+    if matrix.ndim != 2 or matrix.shape[1] != len(features):
+        raise InputError(f"expected rows of {len(features)} features, got shape {matrix.shape}")
+    if not np.isfinite(matrix).all():
+        raise InputError("features must be finite numbers (no NaN or infinity)")
+    classes = [str(c) for c in estimator.classes_]
+    if matrix.shape[0] == 0:
+        return Predictions([], classes, np.empty((0, len(classes))))
+    labels = [str(label) for label in estimator.predict(matrix)]
+    probabilities = (
+        np.asarray(estimator.predict_proba(matrix), dtype=np.float64)
+        if hasattr(estimator, "predict_proba")
+        else None
+    )
+    return Predictions(labels, classes, probabilities)

@@ -1,0 +1,58 @@
+"""Shared fixtures: fake AWS credentials, a tiny trained iris artifact, a moto server."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from model_store.artifact import Artifact
+from model_store.training import build_artifact, load_iris_dataset, train
+
+# Never let a test reach a real AWS account, whatever the developer's shell holds.
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",  # noqa: S105 - moto's dummy credentials
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
+)
+for _var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "MODEL_STORE_REGISTRY"):
+    os.environ.pop(_var, None)
+
+
+@pytest.fixture(scope="session")
+def iris_artifact() -> Artifact:
+    """A real iris model, trained on one small grid so the session stays fast."""
+    result = train(load_iris_dataset(), algorithms=("logistic_regression",), cv_folds=3)
+    return build_artifact(result, name="iris")
+
+
+@pytest.fixture(scope="session")
+def iris_artifact_2() -> Artifact:
+    """A second, different iris model (another algorithm), for promote/rollback tests."""
+    result = train(load_iris_dataset(), algorithms=("decision_tree",), cv_folds=3)
+    return build_artifact(result, name="iris")
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A moto server over real HTTP on a free loopback port, for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def artifact_dir(tmp_path: Path, iris_artifact: Artifact) -> Path:
+    return iris_artifact.write(tmp_path / "artifact")

@@ -1,0 +1,223 @@
+"""The model-store CLI as a user runs it: real subprocesses, real exit codes and output."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+
+from model_store.artifact import Artifact
+from model_store.cli import main
+
+# The installed console script, as a user runs it.
+CLI = [str(Path(sys.executable).parent / "model-store")]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """main() in this process (fast); the same parsing, handlers and exit statuses."""
+    out, err = io.StringIO(), io.StringIO()
+    saved = dict(os.environ)
+    os.environ.update(env or {})
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse usage errors
+                code = int(exc.code or 0)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=120, check=False)
+
+
+def ok(*args: str, env: dict[str, str] | None = None) -> str:
+    result = run(*args, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, text: str) -> None:
+    """A user mistake: the given exit status, one line naming the problem, no traceback."""
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ")
+    assert text in last
+
+
+@pytest.mark.slow
+def test_train_on_iris_compares_six_algorithms_and_picks_an_accurate_best(tmp_path: Path) -> None:
+    out = tmp_path / "artifact"
+    result = run_script("train", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    human = result.stdout
+    for algorithm in (
+        "knn",
+        "svc",
+        "logistic_regression",
+        "random_forest",
+        "decision_tree",
+        "naive_bayes",
+    ):
+        assert algorithm in human
+    manifest = Artifact.read(out).manifest
+    assert manifest.metrics.test_accuracy >= 0.93
+    assert manifest.target.classes == ["setosa", "versicolor", "virginica"]
+    assert f"* {manifest.algorithm}" in human  # the table marks the chosen one
+
+
+def test_train_json_lists_every_candidate_with_its_costs(tmp_path: Path) -> None:
+    out = tmp_path / "a"
+    data = json.loads(
+        ok(
+            "train",
+            "--out",
+            str(out),
+            "--algorithms",
+            "naive_bayes,decision_tree",
+            "--cv",
+            "3",
+            "--json",
+        )
+    )
+    assert {c["algorithm"] for c in data["candidates"]} == {"naive_bayes", "decision_tree"}
+    for candidate in data["candidates"]:
+        assert candidate["size_compressed"] > 0
+        assert candidate["size_uncompressed"] >= candidate["size_compressed"]
+        assert candidate["load_ms"] > 0
+        assert candidate["predict_one_ms"] > 0
+    assert data["best"] == Artifact.read(out).manifest.algorithm
+
+
+def test_train_on_a_user_csv_with_a_target_column(tmp_path: Path) -> None:
+    csv_path = tmp_path / "flowers.csv"
+    rows = ["a,b,kind"] + [f"{i % 7},{(i * 3) % 5},{'x' if i % 2 else 'y'}" for i in range(40)]
+    csv_path.write_text("\n".join(rows) + "\n")
+    ok(
+        "train",
+        "--data",
+        str(csv_path),
+        "--target",
+        "kind",
+        "--out",
+        str(tmp_path / "o"),
+        "--algorithms",
+        "decision_tree",
+        "--cv",
+        "3",
+    )
+    manifest = Artifact.read(tmp_path / "o").manifest
+    assert manifest.name == "flowers"
+    assert manifest.feature_names == ["a", "b"]
+    assert manifest.target.classes == ["x", "y"]
+
+
+def test_train_rejects_bad_csvs_with_one_clear_line(tmp_path: Path) -> None:
+    csv_path = tmp_path / "bad.csv"
+    csv_path.write_text("a,b\n1,2\n")
+    assert_clean_error(
+        run("train", "--data", str(csv_path), "--target", "kind", "--out", str(tmp_path / "o")),
+        1,
+        "no target column 'kind'",
+    )
+    csv_path.write_text("a,kind\n1,x\nfoo,y\n")
+    assert_clean_error(
+        run("train", "--data", str(csv_path), "--target", "kind", "--out", str(tmp_path / "o")),
+        1,
+        "'foo' is not a number",
+    )
+    assert_clean_error(
+        run("train", "--data", str(csv_path), "--out", str(tmp_path / "o")), 2, "--target"
+    )
+    assert not (tmp_path / "o").exists()
+
+
+def test_registry_commands_need_a_registry(artifact_dir: Path) -> None:
+    assert_clean_error(run_script("publish", str(artifact_dir)), 2, "MODEL_STORE_REGISTRY")
+
+
+def test_publish_list_show_promote_rollback_history_on_a_directory(
+    tmp_path: Path, artifact_dir: Path
+) -> None:
+    env = {"MODEL_STORE_REGISTRY": str(tmp_path / "registry")}
+    assert "published iris@1" in ok("publish", str(artifact_dir), "--version", "1", env=env)
+    assert_clean_error(
+        run("publish", str(artifact_dir), "--version", "1", env=env), 1, "already exists"
+    )
+    default = json.loads(ok("publish", str(artifact_dir), "--json", env=env))["version"]
+    assert default[:8].isdigit() and default.endswith(
+        Artifact.read(artifact_dir).manifest.sha256[:8]
+    )
+
+    assert "now points at 1" in ok("promote", "iris", "1", env=env)
+    assert f"now points at {default}" in ok("promote", "iris", default, env=env)
+    listed = json.loads(ok("list", "iris", "--json", env=env))
+    assert [row["version"] for row in listed] == ["1", default]
+    assert listed[1]["aliases"] == ["production"]
+    assert json.loads(ok("list", "--json", env=env)) == [
+        {"name": "iris", "versions": 2, "aliases": {"production": default}}
+    ]
+    assert json.loads(ok("show", "iris", "--json", env=env))["version"] == default
+    assert json.loads(ok("show", "iris@1", "--json", env=env))["version"] == "1"
+    assert "sepal_length" in ok("show", "iris@production", env=env)
+
+    assert "rolled back to 1" in ok("rollback", "iris", env=env)
+    events = json.loads(ok("history", "iris", "--json", env=env))
+    assert [(e["action"], e["version"]) for e in events] == [
+        ("promote", "1"),
+        ("promote", default),
+        ("rollback", "1"),
+    ]
+    assert_clean_error(run("rollback", "iris", env=env), 1, "no earlier promotion")
+    assert_clean_error(run("show", "iris@nope", env=env), 1, "neither a version nor an alias")
+    assert_clean_error(run("promote", "iris", "9", env=env), 1, "no version '9'")
+    assert_clean_error(run("list", "ghost", env=env), 1, "no model named 'ghost'")
+
+
+def test_full_cycle_against_a_moto_server_over_http(
+    moto_endpoint: str, artifact_dir: Path, tmp_path: Path, iris_artifact_2: Artifact
+) -> None:
+    bucket = f"models-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=bucket)
+    env = {"AWS_ENDPOINT_URL_S3": moto_endpoint, "MODEL_STORE_REGISTRY": f"s3://{bucket}/registry"}
+    second = iris_artifact_2.write(tmp_path / "second")
+    ok("publish", str(artifact_dir), "--version", "v1", env=env)
+    ok("publish", str(second), "--version", "v2", env=env)
+    ok("promote", "iris", "v1", env=env)
+    ok("promote", "iris", "v2", env=env)
+    assert json.loads(ok("show", "iris", "--json", env=env))["algorithm"] == "decision_tree"
+    ok("rollback", "iris", env=env)
+    shown = json.loads(ok("show", "iris@production", "--json", env=env))
+    assert shown["version"] == "v1"
+    assert shown["algorithm"] == "logistic_regression"
+    keys = {
+        o["Key"]
+        for o in boto3.client("s3", endpoint_url=moto_endpoint)
+        .list_objects_v2(Bucket=bucket)
+        .get("Contents", [])
+    }
+    assert {
+        "registry/models/iris/v1/model.joblib",
+        "registry/models/iris/v1/manifest.json",
+        "registry/models/iris/v2/model.joblib",
+        "registry/models/iris/v2/manifest.json",
+        "registry/models/iris/aliases/production.json",
+    } <= keys
+
+
+def test_s3_failures_are_one_line_errors(moto_endpoint: str, artifact_dir: Path) -> None:
+    env = {"AWS_ENDPOINT_URL_S3": moto_endpoint, "MODEL_STORE_REGISTRY": "s3://no-such-bucket-x/r"}
+    assert_clean_error(run("publish", str(artifact_dir), env=env), 1, "NoSuchBucket")
+    assert_clean_error(run("list", env=env), 1, "s3://no-such-bucket-x/r")
