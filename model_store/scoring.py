@@ -47,8 +47,13 @@ def _as_matrix(rows: Any, features: Sequence[str]) -> Matrix:
         missing = [name for name in features if name not in rows.columns]
         if missing:
             raise InputError(f"missing feature columns: {', '.join(missing)}")
-        return np.asarray(rows[list(features)].to_numpy(dtype=np.float64))
+        try:
+            return np.asarray(rows[list(features)].to_numpy(dtype=np.float64))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"feature columns must hold numbers only: {exc}") from None
     if isinstance(rows, np.ndarray):
+        if rows.dtype.kind not in "biuf":
+            raise InputError(f"features must be real numbers, got an array of {rows.dtype}")
         return rows.astype(np.float64, copy=False)
     return records_to_matrix(rows, features)
 

@@ -134,9 +134,19 @@ class Registry:
         else:
             raise VersionExistsError(self._exists_message(name, version))
         manifest = artifact.manifest.model_copy(update={"name": name, "version": version})
-        # Model bytes first, manifest last and exclusive: a version is visible only once
-        # complete, and of two racing publishers exactly one wins.
-        self.store.write(self._version_key(name, version, MODEL_FILE), artifact.model_bytes)
+        # Model bytes first, manifest last: a version is visible only once complete. Both
+        # writes are exclusive, so a losing racer can never replace the winner's bytes.
+        model_key = self._version_key(name, version, MODEL_FILE)
+        try:
+            self.store.write(model_key, artifact.model_bytes, exclusive=True)
+        except KeyExists:
+            # Our own interrupted publish left the same bytes: carry on. Other bytes belong
+            # to another publisher (racing, or interrupted): that version is taken.
+            if self.store.read(model_key) != artifact.model_bytes:
+                raise VersionExistsError(
+                    f"{self._exists_message(name, version)} (another model.joblib is already "
+                    f"stored at {self.store.describe(model_key)})"
+                ) from None
         try:
             self.store.write(manifest_key, manifest.to_json(), exclusive=True)
         except KeyExists:

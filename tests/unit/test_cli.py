@@ -157,9 +157,8 @@ def test_publish_list_show_promote_rollback_history_on_a_directory(
         run("publish", str(artifact_dir), "--version", "1", env=env), 1, "already exists"
     )
     default = json.loads(ok("publish", str(artifact_dir), "--json", env=env))["version"]
-    assert default[:8].isdigit() and default.endswith(
-        Artifact.read(artifact_dir).manifest.sha256[:8]
-    )
+    assert default[:8].isdigit()
+    assert default.endswith(Artifact.read(artifact_dir).manifest.sha256[:8])
 
     assert "now points at 1" in ok("promote", "iris", "1", env=env)
     assert f"now points at {default}" in ok("promote", "iris", default, env=env)
