@@ -43,4 +43,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         error("interrupted")
         return 130
     return code
-
