@@ -15,6 +15,7 @@ from pathlib import Path
 
 from model_store.exceptions import ModelStoreError, ModelUnavailableError
 from model_store.loading import DEFAULT_CACHE_DIR, LoadedModel, load_model
+from model_store.manifest import Manifest
 from model_store.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,13 @@ class ModelLoader:
             finally:
                 self._lock.release()
         return self._loaded or loaded
+
+    def peek_manifest(self) -> Manifest:
+        """The manifest the next load would use, without downloading or unpickling."""
+        try:
+            return self.registry.read_manifest(self.name, self._resolve())
+        except Exception as exc:
+            raise ModelUnavailableError(f"cannot read model {self.target}: {exc}") from exc
 
     def _refresh_due(self) -> bool:
         return (

@@ -1,0 +1,1 @@
+"""The online prediction function: FastAPI behind API Gateway, through Mangum."""

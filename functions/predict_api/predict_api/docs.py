@@ -1,0 +1,72 @@
+"""An OpenAPI document that describes the served model's real features.
+
+FastAPI cannot know them at import (the model is loaded lazily from S3), so the request
+bodies of /predict and /batch_predict are filled in from the manifest each time the
+document is asked for.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from model_store import Manifest, ModelUnavailableError, example_record
+from predict_api.service import ModelService
+
+_REF = "#/components/schemas/{model}"
+
+
+def install(app: FastAPI, service: ModelService) -> None:
+    def openapi() -> dict[str, Any]:
+        document = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            servers=app.servers or None,
+        )
+        try:
+            manifest: Manifest | None = service.manifest()
+        except ModelUnavailableError:
+            manifest = None
+        _describe_bodies(document, service, manifest)
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _describe_bodies(
+    document: dict[str, Any], service: ModelService, manifest: Manifest | None
+) -> None:
+    paths = document["paths"]
+    if manifest is None:
+        note = "The model is not available right now; its features appear here once it is."
+        for path in ("/predict", "/batch_predict"):
+            paths[path]["post"]["requestBody"] = {
+                "required": True,
+                "description": note,
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        return
+    schemas = service.schemas(manifest)
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    for model in (schemas.record, schemas.batch):
+        schema = model.model_json_schema(ref_template=_REF, by_alias=True)
+        components.update(schema.pop("$defs", {}))
+        components[model.__name__] = schema
+    example = example_record(manifest)
+    bodies = {
+        "/predict": (schemas.record.__name__, example),
+        "/batch_predict": (schemas.batch.__name__, {"records": [example]}),
+    }
+    for path, (name, sample) in bodies.items():
+        paths[path]["post"]["requestBody"] = {
+            "required": True,
+            "description": f"{manifest.name} version {manifest.version}: features "
+            + ", ".join(manifest.feature_names),
+            "content": {
+                "application/json": {"schema": {"$ref": _REF.format(model=name)}, "example": sample}
+            },
+        }

@@ -1,0 +1,90 @@
+"""Response shapes, for the OpenAPI document (responses are serialised directly)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from model_store import Manifest
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class PredictResponse(BaseModel):
+    prediction: str
+    probabilities: dict[str, float] | None
+    model: ModelRef
+    request_id: str
+
+
+class BatchItem(BaseModel):
+    prediction: str
+    probabilities: dict[str, float] | None
+
+
+class BatchResponse(BaseModel):
+    predictions: list[BatchItem]
+    count: int
+    model: ModelRef
+    request_id: str
+
+
+class HealthResponse(BaseModel):
+    status: str
+
+
+class FeatureInfo(BaseModel):
+    name: str
+    dtype: str
+    min: float
+    max: float
+    mean: float
+    std: float
+    example: float
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    alias: str | None
+    loaded: bool
+    algorithm: str
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    features: list[FeatureInfo]
+    classes: list[str]
+    created_at: str
+    sha256: str
+    trained_with: dict[str, str]
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest, *, loaded: bool, alias: str | None) -> ModelInfo:
+        return cls(
+            name=manifest.name,
+            version=manifest.version or "",
+            alias=alias,
+            loaded=loaded,
+            algorithm=manifest.algorithm,
+            params=dict(manifest.params),
+            metrics=manifest.metrics.model_dump(),
+            features=[
+                FeatureInfo(
+                    name=f.name,
+                    dtype=f.dtype,
+                    min=f.stats.min,
+                    max=f.stats.max,
+                    mean=f.stats.mean,
+                    std=f.stats.std,
+                    example=f.example,
+                )
+                for f in manifest.features
+            ],
+            classes=manifest.target.classes,
+            created_at=manifest.created_at.isoformat(),
+            sha256=manifest.sha256,
+            trained_with=manifest.runtime.model_dump(),
+        )
