@@ -26,7 +26,7 @@ from model_store.loader import ModelLoader
 from model_store.loading import LoadedModel, load_model
 from model_store.manifest import Manifest
 from model_store.registry import Registry, open_registry
-from model_store.schema import batch_model, example_record, record_model
+from model_store.schema import batch_model, example_record, record_model, records_matrix
 from model_store.scoring import Predictions, predict
 
 __all__ = [
@@ -57,4 +57,5 @@ __all__ = [
     "open_registry",
     "predict",
     "record_model",
+    "records_matrix",
 ]

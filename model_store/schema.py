@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from typing import Annotated, Any
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from model_store.manifest import Manifest
@@ -39,15 +43,32 @@ def record_model(manifest: Manifest) -> type[BaseModel]:
     return model
 
 
-def batch_model(manifest: Manifest, record: type[BaseModel] | None = None) -> type[BaseModel]:
-    """``{"records": [record, ...]}`` with at least one record."""
+def batch_model(
+    manifest: Manifest,
+    record: type[BaseModel] | None = None,
+    *,
+    max_records: int | None = None,
+) -> type[BaseModel]:
+    """``{"records": [record, ...]}`` with at least one (and at most max_records) record."""
     record = record or record_model(manifest)
     model: type[BaseModel] = create_model(
         _class_name(manifest.name, "Batch"),
         __config__=ConfigDict(extra="forbid"),
-        records=(list[record], Field(min_length=1)),  # type: ignore[valid-type]
+        records=(list[record], Field(min_length=1, max_length=max_records)),  # type: ignore[valid-type]
     )
     return model
+
+
+def records_matrix(records: Sequence[BaseModel]) -> npt.NDArray[np.float64]:
+    """Validated records (from record_model) as a float matrix in feature order.
+
+    Fields are declared in feature order, and a model's ``__dict__`` keeps that order:
+    reading it avoids a ``model_dump`` per record on the hot path.
+    """
+    width = len(type(records[0]).model_fields) if records else 0
+    values = itertools.chain.from_iterable(r.__dict__.values() for r in records)
+    matrix = np.fromiter(values, dtype=np.float64, count=len(records) * width)
+    return matrix.reshape(len(records), width)
 
 
 def example_record(manifest: Manifest) -> dict[str, float]:

@@ -69,10 +69,11 @@ def predict(estimator: Any, manifest: Manifest, rows: Any) -> Predictions:
     classes = [str(c) for c in estimator.classes_]
     if matrix.shape[0] == 0:
         return Predictions([], classes, np.empty((0, len(classes))))
-    labels = [str(label) for label in estimator.predict(matrix)]
-    probabilities = (
-        np.asarray(estimator.predict_proba(matrix), dtype=np.float64)
-        if hasattr(estimator, "predict_proba")
-        else None
-    )
+    if not hasattr(estimator, "predict_proba"):
+        return Predictions([str(label) for label in estimator.predict(matrix)], classes, None)
+    # One model pass: the label is the most probable class. For the six algorithms
+    # trained here this is how their predict() decides too, and it keeps the reported
+    # label and probabilities consistent.
+    probabilities = np.asarray(estimator.predict_proba(matrix), dtype=np.float64)
+    labels = [classes[i] for i in probabilities.argmax(axis=1)]
     return Predictions(labels, classes, probabilities)

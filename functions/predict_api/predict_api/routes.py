@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_json
 
-from model_store import predict
+from model_store import predict, records_matrix
 from predict_api.errors import ApiError, request_id_of
 from predict_api.models import BatchResponse, HealthResponse, ModelInfo, PredictResponse
 from predict_api.observability import record_prediction
 from predict_api.service import ModelService
 
 router = APIRouter()
+T = TypeVar("T", bound=BaseModel)
 
 
 def _service(request: Request) -> ModelService:
@@ -24,19 +25,16 @@ def _service(request: Request) -> ModelService:
 
 def _json(data: dict[str, Any], version: str) -> Response:
     return Response(
-        json.dumps(data, separators=(",", ":"), allow_nan=False).encode(),
-        media_type="application/json",
-        headers={"X-Model-Version": version},
+        to_json(data), media_type="application/json", headers={"X-Model-Version": version}
     )
 
 
-async def _read_json(request: Request, service: ModelService) -> Any:
+async def _body(request: Request, service: ModelService) -> bytes:
     body = await request.body()
-    if len(body) > service.settings.max_body_bytes:
+    limit = service.settings.max_body_bytes
+    if len(body) > limit:
         raise ApiError(
-            413,
-            "payload_too_large",
-            f"request body is {len(body)} bytes; the limit is {service.settings.max_body_bytes}",
+            413, "payload_too_large", f"request body is {len(body)} bytes; the limit is {limit}"
         )
     if not body.strip():
         raise ApiError(
@@ -45,43 +43,36 @@ async def _read_json(request: Request, service: ModelService) -> Any:
             "request body is empty; send a JSON object",
             [{"loc": ["body"], "msg": "empty body", "type": "missing"}],
         )
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(
-            422,
-            "invalid_input",
-            "request body is not valid JSON",
-            [{"loc": ["body"], "msg": str(exc), "type": "json_invalid"}],
-        ) from None
+    return body
 
 
-def _validate(schema: type[BaseModel], data: Any) -> BaseModel:
+def _validate(schema: type[T], body: bytes) -> T:
+    """Parse and validate in one pass (pydantic-core); NaN and Infinity fail as non-finite."""
     try:
-        return schema.model_validate(data)
+        return schema.model_validate_json(body)
     except ValidationError as exc:
-        details = [
-            {
-                "loc": ["body", *exc_loc],
-                "msg": error["msg"],
-                "type": error["type"],
-            }
-            for error in exc.errors(include_url=False, include_input=False)
-            for exc_loc in [list(error["loc"])]
-        ]
-        raise ApiError(
-            422, "invalid_input", "request body does not match the model's features", details
-        ) from None
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    details = [
+        {"loc": ["body", *error["loc"]], "msg": error["msg"], "type": error["type"]}
+        for error in errors
+    ]
+    if any(e["type"] == "too_long" and tuple(e["loc"]) == ("records",) for e in errors):
+        raise ApiError(413, "payload_too_large", "too many records in one call", details)
+    if any(e["type"] == "json_invalid" for e in errors):
+        raise ApiError(422, "invalid_input", "request body is not valid JSON", details)
+    raise ApiError(
+        422, "invalid_input", "request body does not match the model's features", details
+    )
 
 
 @router.get("/health", response_model=HealthResponse, tags=["service"])
-def health() -> dict[str, str]:
+async def health() -> dict[str, str]:
     """Liveness: loads nothing, needs no key."""
     return {"status": "ok"}
 
 
 @router.get("/model", response_model=ModelInfo, tags=["model"])
-def model_info(request: Request) -> Response:
+async def model_info(request: Request) -> Response:
     """The served model's metadata; ``loaded`` says whether this instance holds it yet."""
     service = _service(request)
     manifest = service.manifest()
@@ -98,10 +89,10 @@ def model_info(request: Request) -> Response:
 async def predict_one(request: Request) -> Response:
     """Score one record whose fields are the model's features."""
     service = _service(request)
-    data = await _read_json(request, service)
+    body = await _body(request, service)
     loaded = service.model()
-    record = _validate(service.schemas(loaded.manifest).record, data).model_dump(by_alias=True)
-    result = predict(loaded.estimator, loaded.manifest, [record])
+    record = _validate(service.schemas(loaded.manifest).record, body)
+    result = predict(loaded.estimator, loaded.manifest, records_matrix([record]))
     record_prediction(loaded.version, 1, batch=False)
     probabilities = result.probability_dicts()
     return _json(
@@ -119,31 +110,23 @@ async def predict_one(request: Request) -> Response:
 async def batch_predict(request: Request) -> Response:
     """Score many records in one vectorised call; predictions keep the input order."""
     service = _service(request)
-    data = await _read_json(request, service)
-    limit = service.settings.max_batch_records
-    records = data.get("records") if isinstance(data, dict) else None
-    if isinstance(records, list) and len(records) > limit:
-        raise ApiError(
-            413,
-            "payload_too_large",
-            f"{len(records)} records in one call; the limit is {limit}",
-            [{"loc": ["body", "records"], "msg": f"at most {limit} records", "type": "too_long"}],
-        )
+    body = await _body(request, service)
     loaded = service.model()
-    batch = _validate(service.schemas(loaded.manifest).batch, data)
-    rows = [r.model_dump(by_alias=True) for r in getattr(batch, "records")]  # noqa: B009
-    result = predict(loaded.estimator, loaded.manifest, rows)
-    record_prediction(loaded.version, len(rows), batch=True)
-    probabilities: list[dict[str, float] | None] = [*(result.probability_dicts() or [])] or [
-        None
-    ] * len(rows)
+    batch = _validate(service.schemas(loaded.manifest).batch, body)
+    records: list[BaseModel] = batch.__dict__["records"]
+    result = predict(loaded.estimator, loaded.manifest, records_matrix(records))
+    record_prediction(loaded.version, len(records), batch=True)
+    classes = result.classes
+    rows = result.probabilities.tolist() if result.probabilities is not None else None
     return _json(
         {
-            "predictions": [
-                {"prediction": label, "probabilities": p}
-                for label, p in zip(result.labels, probabilities, strict=True)
+            "predictions": [{"prediction": label, "probabilities": None} for label in result.labels]
+            if rows is None
+            else [
+                {"prediction": label, "probabilities": dict(zip(classes, row, strict=True))}
+                for label, row in zip(result.labels, rows, strict=True)
             ],
-            "count": len(rows),
+            "count": len(records),
             "model": {"name": loaded.name, "version": loaded.version},
             "request_id": request_id_of(request),
         },

@@ -62,5 +62,6 @@ class ModelService:
         cached = self._schemas.get(key)
         if cached is None:
             record = record_model(manifest)
-            cached = self._schemas[key] = Schemas(record, batch_model(manifest, record))
+            batch = batch_model(manifest, record, max_records=self.settings.max_batch_records)
+            cached = self._schemas[key] = Schemas(record, batch)
         return cached
