@@ -66,11 +66,33 @@ def load_model(
     Artifact(data, manifest).verify(source=f"{name}@{version} model.joblib")
     if not from_cache and cache_dir is not None:
         _store_cached(cache_dir, manifest.sha256, data)
-    try:
-        estimator = joblib.load(io.BytesIO(data))
-    except Exception as exc:
-        raise IntegrityError(f"{name}@{version}: model.joblib cannot be unpickled: {exc}") from exc
+    estimator = _unpickle(data, f"{name}@{version}")
     return LoadedModel(estimator, manifest, time.perf_counter() - started, from_cache)
+
+
+def load_artifact_dir(directory: Path, *, allow_version_mismatch: bool = False) -> LoadedModel:
+    """Load an artifact directory (``model-store train --out``) through the same gate."""
+    started = time.perf_counter()
+    artifact = Artifact.read(directory)  # verifies size and sha256
+    manifest = artifact.manifest
+    check_compatible(
+        manifest.runtime, RuntimeVersions.current(), allow_mismatch=allow_version_mismatch
+    )
+    if manifest.version is None:
+        manifest = manifest.model_copy(update={"version": "local"})
+    return LoadedModel(
+        _unpickle(artifact.model_bytes, str(directory)),
+        manifest,
+        time.perf_counter() - started,
+        False,
+    )
+
+
+def _unpickle(data: bytes, source: str) -> Any:
+    try:
+        return joblib.load(io.BytesIO(data))
+    except Exception as exc:
+        raise IntegrityError(f"{source}: model.joblib cannot be unpickled: {exc}") from exc
 
 
 def _cached_bytes(cache_dir: Path | None, sha256: str) -> bytes | None:

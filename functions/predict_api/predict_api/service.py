@@ -6,9 +6,7 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
-from model_store import LoadedModel, Manifest, ModelLoader, batch_model, open_registry, record_model
-from model_store.exceptions import ModelUnavailableError
-from model_store.registry import Registry
+from model_store import LoadedModel, Manifest, ModelLoader, batch_model, record_model
 from predict_api.observability import record_model_load
 from predict_api.settings import ApiSettings
 
@@ -28,20 +26,7 @@ class ModelService:
 
     @classmethod
     def from_settings(cls, settings: ApiSettings) -> ModelService:
-        def registry() -> Registry:
-            if not settings.model_bucket:
-                raise ModelUnavailableError("MODEL_BUCKET is not set")
-            return open_registry(settings.registry_location)
-
-        loader = ModelLoader(
-            registry,
-            settings.model_name,
-            alias=settings.model_alias,
-            version=settings.model_version or None,
-            refresh_seconds=settings.model_refresh_seconds,
-            allow_version_mismatch=settings.allow_model_version_mismatch,
-        )
-        return cls(settings, loader)
+        return cls(settings, settings.loader())
 
     def model(self) -> LoadedModel:
         loaded = self.loader.get()

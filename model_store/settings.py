@@ -1,0 +1,49 @@
+"""Where a function finds its model, read from the environment (pydantic-settings).
+
+Each function's settings extend this one. Templates declare every variable empty by
+default (``sam local invoke`` only passes declared ones), so empty means "the default".
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from model_store.loader import ModelLoader
+
+
+class ModelSourceSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_ignore_empty=True, extra="ignore", protected_namespaces=(), frozen=True
+    )
+
+    model_bucket: str = Field("", description="bucket of the model registry")
+    model_prefix: str = Field("", description="registry prefix inside the bucket")
+    model_name: str = "iris"
+    model_alias: str = "production"
+    model_version: str = Field("", description="pin a version; empty follows the alias")
+    model_refresh_seconds: float = Field(60.0, ge=0)
+    allow_model_version_mismatch: bool = False
+
+    @property
+    def registry_location(self) -> str:
+        return f"s3://{self.model_bucket}/{self.model_prefix.strip('/')}"
+
+    def loader(self) -> ModelLoader:
+        """A lazy loader: nothing is read (not even a boto3 client made) until first use."""
+        from model_store.exceptions import ModelUnavailableError
+        from model_store.registry import Registry, open_registry
+
+        def registry() -> Registry:
+            if not self.model_bucket:
+                raise ModelUnavailableError("MODEL_BUCKET is not set")
+            return open_registry(self.registry_location)
+
+        return ModelLoader(
+            registry,
+            self.model_name,
+            alias=self.model_alias,
+            version=self.model_version or None,
+            refresh_seconds=self.model_refresh_seconds,
+            allow_version_mismatch=self.allow_model_version_mismatch,
+        )
