@@ -1,0 +1,1 @@
+"""The S3-triggered batch scoring function: CSVs under incoming/ scored into S3."""

@@ -1,0 +1,89 @@
+"""Lambda entry point: ``batch_scoring.handler.handler`` for S3 ObjectCreated events.
+
+It only adapts the event: each record's bucket, URL-decoded key and version go to
+model_store's batch engine. A failure that is not about rows (no model, unreadable
+object) is raised after the other records are done, so Lambda's retries and the
+on-failure destination take over; repeated deliveries are skipped by the engine.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+
+from batch_scoring.settings import BatchSettings
+from model_store.aws import s3_client
+from model_store.batch import score_s3_object
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+logger = Logger(service="batch-scoring")
+metrics = Metrics(service="batch-scoring", namespace="SklearnServerless")
+copy_config_to_registered_loggers(source_logger=logger, include={"model_store"})
+
+settings = BatchSettings()
+loader = settings.loader()
+
+
+@cache
+def _client() -> S3Client:
+    return s3_client()
+
+
+class BatchFailedError(Exception):
+    """One or more objects of the event could not be scored; Lambda should retry."""
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    results, failures = [], []
+    for record in event.get("Records") or []:
+        if "s3" not in record:
+            logger.warning("ignoring a record that is not an S3 event", extra={"record": record})
+            continue
+        bucket = record["s3"]["bucket"]["name"]
+        key = unquote_plus(record["s3"]["object"]["key"])
+        version_id = record["s3"]["object"].get("versionId") or None
+        logger.append_keys(source=f"s3://{bucket}/{key}")
+        try:
+            outcome = score_s3_object(
+                _client(),
+                bucket,
+                key,
+                loader.get,
+                version_id=version_id,
+                layout=settings.layout,
+                chunk_rows=settings.chunk_rows,
+                drift_threshold=settings.drift_threshold,
+            )
+        except Exception as exc:
+            logger.exception("scoring failed")
+            failures.append(f"s3://{bucket}/{key}: {exc}")
+            continue
+        report = outcome.report
+        summary = {
+            "source": report.source.location,
+            "status": "duplicate" if outcome.duplicate else report.status,
+            "rows_in": report.rows_in,
+            "rows_scored": report.rows_scored,
+            "rows_failed": report.rows_failed,
+            "reason": report.reason,
+            "drift_flagged": report.drift.flagged if report.drift else [],
+        }
+        logger.info("scored" if report.status == "succeeded" else report.status, extra=summary)
+        if not outcome.duplicate and report.model:
+            metrics.add_dimension(name="model_version", value=report.model["version"])
+            metrics.add_metric(name="RowsScored", unit=MetricUnit.Count, value=report.rows_scored)
+            metrics.add_metric(name="RowsFailed", unit=MetricUnit.Count, value=report.rows_failed)
+        results.append(summary)
+    if metrics.metric_set:
+        metrics.flush_metrics()
+    if failures:
+        raise BatchFailedError("; ".join(failures))
+    return {"results": results}

@@ -1,0 +1,26 @@
+"""The batch function's configuration, read once from the environment."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from model_store.batch import DEFAULT_CHUNK_ROWS, OutputLayout
+from model_store.settings import ModelSourceSettings
+
+
+class BatchSettings(ModelSourceSettings):
+    chunk_rows: int = Field(DEFAULT_CHUNK_ROWS, ge=1)
+    drift_threshold: float = Field(0.2, gt=0)
+    input_prefix: str = "incoming/"
+    predictions_prefix: str = "predictions/"
+    errors_prefix: str = "errors/"
+    reports_prefix: str = "reports/"
+
+    @property
+    def layout(self) -> OutputLayout:
+        return OutputLayout(
+            input_prefix=self.input_prefix,
+            predictions_prefix=self.predictions_prefix,
+            errors_prefix=self.errors_prefix,
+            reports_prefix=self.reports_prefix,
+        )

@@ -1,0 +1,88 @@
+"""Batch scoring of a local CSV file into a directory, with the same engine as S3."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from model_store.batch.engine import DEFAULT_CHUNK_ROWS, FileRejected, score_text
+from model_store.batch.report import BatchReport, SourceInfo
+from model_store.batch.sinks import FileSink
+from model_store.loading import LoadedModel
+
+
+def score_file(
+    source: Path,
+    model: LoadedModel,
+    out_dir: Path,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    drift_threshold: float = 0.2,
+    progress: Callable[[int], None] | None = None,
+) -> BatchReport:
+    """Score SOURCE into OUT_DIR/<stem>.predictions.csv, .errors.csv and .report.json."""
+    stem = source.name[: -len(".csv")] if source.name.lower().endswith(".csv") else source.name
+    paths = {
+        "predictions": out_dir / f"{stem}.predictions.csv",
+        "errors": out_dir / f"{stem}.errors.csv",
+        "report": out_dir / f"{stem}.report.json",
+    }
+    started_at = datetime.now(UTC)
+    started = time.perf_counter()
+    model_info = {"name": model.name, "version": model.version}
+    base = {
+        "source": SourceInfo(location=str(source)),
+        "started_at": started_at,
+        "model": model_info,
+    }
+    predictions = FileSink(paths["predictions"])
+    errors = FileSink(paths["errors"])
+    try:
+        with source.open(encoding="utf-8-sig", newline="") as text:
+            tally = score_text(
+                text,
+                model,
+                predictions,
+                errors,
+                chunk_rows=chunk_rows,
+                drift_threshold=drift_threshold,
+                progress=progress,
+            )
+        predictions.commit()
+        errors.commit()
+    except FileRejected as exc:
+        predictions.abort()
+        errors.abort()
+        report = BatchReport.model_validate(
+            {
+                **base,
+                "status": "rejected",
+                "reason": str(exc),
+                "duration_seconds": time.perf_counter() - started,
+            }
+        )
+    except BaseException:
+        predictions.abort()
+        errors.abort()
+        raise
+    else:
+        duration = time.perf_counter() - started
+        report = BatchReport.model_validate(
+            {
+                **base,
+                "status": "succeeded",
+                "outputs": {k: str(v) for k, v in paths.items() if k != "report"},
+                "rows_in": tally.rows_in,
+                "rows_scored": tally.rows_scored,
+                "rows_failed": tally.rows_failed,
+                "first_errors": tally.first_errors,
+                "passthrough_columns": tally.passthrough_columns,
+                "drift": tally.drift,
+                "duration_seconds": duration,
+                "rows_per_second": tally.rows_in / duration if duration > 0 else 0.0,
+            }
+        )
+    paths["report"].write_bytes(report.to_json())
+    return report

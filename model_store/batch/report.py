@@ -1,0 +1,59 @@
+"""The batch report: what was scored, by which model, how it went, and feature drift."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["succeeded", "rejected", "failed"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceInfo(_Model):
+    location: str
+    etag: str | None = None
+    version_id: str | None = None
+
+
+class RowError(_Model):
+    line: int
+    reason: str
+
+
+class FeatureDrift(_Model):
+    psi: float
+    flagged: bool
+
+
+class Drift(_Model):
+    threshold: float
+    features: dict[str, FeatureDrift] = Field(default_factory=dict)
+
+    @property
+    def flagged(self) -> list[str]:
+        return [name for name, d in self.features.items() if d.flagged]
+
+
+class BatchReport(_Model):
+    status: Status
+    reason: str | None = None
+    source: SourceInfo
+    model: dict[str, str] | None = None
+    outputs: dict[str, str] = Field(default_factory=dict)
+    rows_in: int = 0
+    rows_scored: int = 0
+    rows_failed: int = 0
+    first_errors: list[RowError] = Field(default_factory=list)
+    passthrough_columns: list[str] = Field(default_factory=list)
+    drift: Drift | None = None
+    started_at: datetime
+    duration_seconds: float = 0.0
+    rows_per_second: float = 0.0
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(indent=2).encode()

@@ -1,0 +1,188 @@
+"""Batch scoring of S3 objects: ``incoming/<path>.csv`` to predictions, errors, report.
+
+Outputs for ``<input_prefix><path>.csv`` go to ``predictions/<path>.csv``,
+``errors/<path>.csv`` and ``reports/<path>.json``: other prefixes, so writing them never
+triggers the function again. A repeated event for an object version already reported
+does no work.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from model_store.batch.engine import DEFAULT_CHUNK_ROWS, FileRejected, score_text
+from model_store.batch.report import BatchReport, SourceInfo
+from model_store.batch.sinks import S3MultipartSink
+from model_store.exceptions import ModelStoreError, RegistryError
+from model_store.loading import LoadedModel
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    input_prefix: str = "incoming/"
+    predictions_prefix: str = "predictions/"
+    errors_prefix: str = "errors/"
+    reports_prefix: str = "reports/"
+
+    def keys(self, key: str) -> dict[str, str]:
+        relative = key[len(self.input_prefix) :] if key.startswith(self.input_prefix) else key
+        stem = relative[: -len(".csv")] if relative.lower().endswith(".csv") else relative
+        return {
+            "predictions": f"{self.predictions_prefix}{stem}.csv",
+            "errors": f"{self.errors_prefix}{stem}.csv",
+            "report": f"{self.reports_prefix}{stem}.json",
+        }
+
+
+@dataclass(frozen=True)
+class Outcome:
+    report: BatchReport
+    duplicate: bool
+
+
+def score_s3_object(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    model: Callable[[], LoadedModel],
+    *,
+    version_id: str | None = None,
+    layout: OutputLayout | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    drift_threshold: float = 0.2,
+) -> Outcome:
+    """Score one object. Rejected files get a report; other failures raise after one."""
+    layout = layout or OutputLayout()
+    keys = layout.keys(key)
+    started_at = datetime.now(UTC)
+    started = time.perf_counter()
+    source = SourceInfo(location=f"s3://{bucket}/{key}", version_id=version_id)
+    outputs = {name: f"s3://{bucket}/{k}" for name, k in keys.items() if name != "report"}
+
+    def report(**fields: object) -> BatchReport:
+        duration = time.perf_counter() - started
+        built = BatchReport.model_validate(
+            {"source": source, "started_at": started_at, "duration_seconds": duration, **fields}
+        )
+        _put(client, bucket, keys["report"], built.to_json(), "application/json")
+        return built
+
+    try:
+        head = (
+            client.head_object(Bucket=bucket, Key=key, VersionId=version_id)
+            if version_id
+            else client.head_object(Bucket=bucket, Key=key)
+        )
+    except Exception as exc:
+        failed = report(status="failed", reason=f"cannot read the object: {_describe(exc)}")
+        raise RegistryError(failed.reason or "") from exc
+    source = SourceInfo(
+        location=source.location,
+        etag=head["ETag"].strip('"'),
+        version_id=head.get("VersionId") or version_id,
+    )
+    previous = _previous_report(client, bucket, keys["report"])
+    if (
+        previous is not None
+        and previous.status != "failed"
+        and _same_object(previous.source, source)
+    ):
+        log.info("%s was already scored (%s); nothing to do", source.location, previous.status)
+        return Outcome(previous, duplicate=True)
+
+    try:
+        loaded = model()
+    except ModelStoreError as exc:
+        report(status="failed", reason=f"no model: {exc}")
+        raise
+
+    model_info = {"name": loaded.name, "version": loaded.version}
+    predictions = S3MultipartSink(client, bucket, keys["predictions"])
+    errors = S3MultipartSink(client, bucket, keys["errors"])
+    try:
+        # Read exactly the version the report names, even if the key is overwritten meanwhile.
+        get = (
+            client.get_object(Bucket=bucket, Key=key, VersionId=source.version_id)
+            if source.version_id
+            else client.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])
+        )
+        body: Any = get["Body"]  # a raw binary stream; TextIOWrapper decodes it as it reads
+        text = io.TextIOWrapper(body, encoding="utf-8-sig", newline="")
+        tally = score_text(
+            text,
+            loaded,
+            predictions,
+            errors,
+            chunk_rows=chunk_rows,
+            drift_threshold=drift_threshold,
+        )
+        predictions.commit()
+        errors.commit()
+    except FileRejected as exc:
+        predictions.abort()
+        errors.abort()
+        return Outcome(
+            report(status="rejected", reason=str(exc), model=model_info), duplicate=False
+        )
+    except Exception as exc:
+        predictions.abort()
+        errors.abort()
+        report(status="failed", reason=f"scoring stopped: {_describe(exc)}", model=model_info)
+        raise
+    duration = time.perf_counter() - started
+    done = report(
+        status="succeeded",
+        model=model_info,
+        outputs=outputs,
+        rows_in=tally.rows_in,
+        rows_scored=tally.rows_scored,
+        rows_failed=tally.rows_failed,
+        first_errors=tally.first_errors,
+        passthrough_columns=tally.passthrough_columns,
+        drift=tally.drift,
+        rows_per_second=tally.rows_in / duration if duration > 0 else 0.0,
+    )
+    return Outcome(done, duplicate=False)
+
+
+def _same_object(a: SourceInfo, b: SourceInfo) -> bool:
+    if a.version_id and b.version_id:
+        return a.version_id == b.version_id
+    return a.etag == b.etag
+
+
+def _previous_report(client: S3Client, bucket: str, key: str) -> BatchReport | None:
+    try:
+        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except client.exceptions.NoSuchKey:
+        return None
+    try:
+        return BatchReport.model_validate_json(body)
+    except ValidationError:
+        return None  # unreadable: score again and replace it
+
+
+def _put(client: S3Client, bucket: str, key: str, body: bytes, content_type: str) -> None:
+    client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
+def _describe(exc: BaseException) -> str:
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict) and "Error" in response:
+        error = response["Error"]
+        return f"{error.get('Code', 'Error')}: {error.get('Message', '')}".strip()
+    return f"{type(exc).__name__}: {exc}"
