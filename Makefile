@@ -4,8 +4,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
+# The Lambda runtime's Python; `make build PYTHON_VERSION=3.11` builds a variant that
+# runs on this machine's Python (used by the local stack and the tests).
+PYTHON_VERSION ?= 3.13
+BUILD_DIR := .aws-sam/build$(if $(filter 3.13,$(PYTHON_VERSION)),,-py$(PYTHON_VERSION))
+SAM    := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam
+
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test clean
+.PHONY: help install lint format test build validate clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,6 +35,14 @@ format: install  ## apply ruff's fixes and formatting
 
 test: lint  ## install if needed, lint, then the whole test suite
 	$(BIN)/pytest
+
+build: install  ## sam build (offline) into .aws-sam/build, then check the size budget
+	PYTHON_VERSION=$(PYTHON_VERSION) $(SAM) build --build-dir $(BUILD_DIR) --cache-dir $(BUILD_DIR)-cache
+	$(BIN)/python layers/build_layer.py check $(BUILD_DIR)
+
+validate: install  ## sam validate --lint and cfn-lint on template.yaml
+	$(SAM) validate --lint --region us-east-1
+	$(BIN)/cfn-lint template.yaml
 
 clean:  ## remove the venv, caches and build output
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,208 @@
+"""Build a Lambda layer offline: pip wheels for the target platform, pruned, stripped,
+compiled to bytecode with the runtime's own Python when this machine has it.
+
+    python build_layer.py deps   --requirements R --out DIR --python-version 3.13 [--arch x86_64]
+    python build_layer.py source --package PATH --name NAME --out DIR --python-version 3.13
+    python build_layer.py check  BUILD_DIR [--limit-mib 230]
+
+Used by the Makefiles that ``sam build`` runs (BuildMethod: makefile); needs only pip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+MIB = 1024 * 1024
+# Directories Lambda never imports from ("testing" packages are imported at runtime by
+# sklearn and numpy, so they stay).
+PRUNE_DIRS = {"tests", "test", "__pycache__", "include", "benchmarks"}
+PRUNE_SUFFIXES = {".pyx", ".pxd", ".pxi", ".c", ".cpp", ".h", ".hpp", ".pyi", ".md"}
+# The three largest packages ship bytecode only (compiled next to where the sources
+# were, which Python imports without them): about 25 MiB less to unzip at cold start.
+# Their tracebacks show file and line but not the source text.
+SOURCELESS = ("numpy", "scipy", "sklearn")
+
+
+def platforms(arch: str) -> list[str]:
+    machine = "aarch64" if arch == "arm64" else "x86_64"
+    # numpy and scipy only publish manylinux_2_27/2_28 wheels for recent releases.
+    return [f"manylinux2014_{machine}", f"manylinux_2_28_{machine}"]
+
+
+def size_of(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def runtime_python(version: str) -> str | None:
+    """The exact CPython of the target runtime, if this machine has it (PATH or pyenv)."""
+    pyenv = Path.home() / ".pyenv" / "versions"
+    found = sorted(pyenv.glob(f"{version}.*/bin/python{version}"), reverse=True)
+    candidates = [*map(str, found), shutil.which(f"python{version}")]
+    for candidate in filter(None, candidates):
+        # A pyenv shim exists on PATH even where that version is not selected: try it.
+        probe = subprocess.run([candidate, "-c", "import sys"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return candidate
+    return None
+
+
+def prune(site: Path) -> None:
+    for path in sorted(site.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and path.name in PRUNE_DIRS:
+            shutil.rmtree(path, ignore_errors=True)
+        elif path.is_file() and path.suffix in PRUNE_SUFFIXES:
+            path.unlink()
+
+
+def strip(site: Path) -> None:
+    strip_exe = shutil.which("strip")
+    if strip_exe is None:
+        print("  strip not found: shared objects left unstripped")
+        return
+    # Libraries vendored by auditwheel (<dist>.libs/) were rewritten by patchelf, and
+    # strip breaks their segment layout ("ELF load command ... not page-aligned").
+    objects = [
+        str(p)
+        for p in site.rglob("*.so*")
+        if p.is_file() and not p.relative_to(site).parts[0].endswith(".libs")
+    ]
+    if objects:
+        subprocess.run([strip_exe, "--strip-unneeded", *objects], check=False, capture_output=True)
+
+
+def compile_bytecode(site: Path, version: str, sourceless: tuple[str, ...] = ()) -> None:
+    python = runtime_python(version)
+    if python is None:
+        print(
+            f"  bytecode NOT compiled: no Python {version} on this machine (Lambda will compile "
+            "modules at each cold start instead, which is slower)"
+        )
+        return
+    # unchecked-hash: the .pyc stays valid whatever timestamps packaging gives the sources.
+    compile_all = [
+        python,
+        "-m",
+        "compileall",
+        "-q",
+        "-j",
+        "0",
+        "--invalidation-mode",
+        "unchecked-hash",
+    ]
+    packages = [site / name for name in sourceless if (site / name).is_dir()]
+    others = [p for p in site.iterdir() if p not in packages]
+    if others:
+        subprocess.run([*compile_all, *map(str, others)], check=True)
+    if packages:
+        # -b writes module.pyc beside module.py; then the sources can go.
+        subprocess.run([*compile_all, "-b", *map(str, packages)], check=True)
+        for package in packages:
+            for source in package.rglob("*.py"):
+                source.unlink()
+    print(
+        f"  bytecode compiled with {python}"
+        + (f"; {', '.join(sourceless)} ship bytecode only" if packages else "")
+    )
+
+
+def build_deps(args: argparse.Namespace) -> None:
+    site = Path(args.out) / "python"
+    if site.exists():
+        shutil.rmtree(site)
+    site.mkdir(parents=True)
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-compile",
+        "--no-cache-dir",
+        "--disable-pip-version-check",
+        "--target",
+        str(site),
+        "--implementation",
+        "cp",
+        "--python-version",
+        args.python_version,
+        "--only-binary=:all:",
+        *[f"--platform={p}" for p in platforms(args.arch)],
+        "-r",
+        args.requirements,
+        *args.extra,
+    ]
+    subprocess.run(command, check=True)
+    before = size_of(site)
+    prune(site)
+    strip(site)
+    compile_bytecode(site, args.python_version, SOURCELESS)
+    after = size_of(site)
+    print(f"  dependencies layer: {after / MIB:.1f} MiB unzipped", end="")
+    print(f" ({before / MIB:.1f} MiB before pruning)")
+    if after > args.limit_mib * MIB:
+        sys.exit(f"error: the layer is {after / MIB:.1f} MiB, over the {args.limit_mib} MiB limit")
+
+
+def build_source(args: argparse.Namespace) -> None:
+    package = Path(args.package)
+    site = Path(args.out) / "python"
+    target = site / args.name
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    compile_bytecode(site, args.python_version)
+    print(f"  {args.name} layer: {size_of(site) / MIB:.2f} MiB unzipped")
+
+
+def check(args: argparse.Namespace) -> None:
+    """Each function's code plus every layer it uses must stay under Lambda's limit."""
+    build = Path(args.build_dir)
+    layers = [p for p in build.iterdir() if p.is_dir() and p.name.endswith("Layer")]
+    layer_total = sum(size_of(p) for p in layers)
+    worst = 0
+    for function in (p for p in build.iterdir() if p.is_dir() and p.name.endswith("Function")):
+        total = size_of(function) + layer_total
+        worst = max(worst, total)
+        code = size_of(function) / MIB
+        print(
+            f"  {function.name}: {code:.2f} MiB code + {layer_total / MIB:.1f} MiB layers", end=""
+        )
+        print(f" = {total / MIB:.1f} MiB unzipped")
+    if worst > args.limit_mib * MIB:
+        sys.exit(
+            f"error: {worst / MIB:.1f} MiB unzipped is over the {args.limit_mib} MiB budget "
+            "(Lambda's hard limit is 250 MiB)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    deps = commands.add_parser("deps")
+    deps.add_argument("--requirements", required=True)
+    deps.add_argument("--out", required=True)
+    deps.add_argument("--python-version", required=True)
+    deps.add_argument("--arch", choices=["x86_64", "arm64"], default="x86_64")
+    deps.add_argument("--limit-mib", type=float, default=230)
+    deps.add_argument("extra", nargs="*", help="more requirements (the local variant adds boto3)")
+    deps.set_defaults(run=build_deps)
+    source = commands.add_parser("source")
+    source.add_argument("--package", required=True, help="the package's source directory")
+    source.add_argument("--name", required=True, help="its import name")
+    source.add_argument("--out", required=True)
+    source.add_argument("--python-version", required=True)
+    source.set_defaults(run=build_source)
+    total = commands.add_parser("check")
+    total.add_argument("build_dir")
+    total.add_argument("--limit-mib", type=float, default=230)
+    total.set_defaults(run=check)
+    args = parser.parse_args()
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()
