@@ -3,25 +3,44 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mypy_boto3_apigateway import APIGatewayClient
+    from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_s3 import S3Client
 
 
-def s3_client() -> S3Client:
-    """An S3 client honouring ``AWS_ENDPOINT_URL_S3`` (e.g. a moto server).
+def _client(service: str, variable: str) -> Any:
+    """A client honouring ``AWS_ENDPOINT_URL_<SERVICE>`` or ``AWS_ENDPOINT_URL``.
 
-    Templates declare the variable empty by default (``sam local invoke`` only passes
+    Templates declare such variables empty by default (``sam local invoke`` only passes
     declared variables), and botocore would reject an empty endpoint, so empty means unset.
     """
     import boto3
     from botocore.config import Config
 
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3", "").strip() or None
-    if endpoint is None:
-        os.environ.pop("AWS_ENDPOINT_URL_S3", None)
+    for name in (variable, "AWS_ENDPOINT_URL"):
+        if not os.environ.get(name, "").strip():
+            os.environ.pop(name, None)
+    endpoint = (os.environ.get(variable) or os.environ.get("AWS_ENDPOINT_URL") or "").strip()
     config = Config(
         retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30
     )
-    return boto3.client("s3", endpoint_url=endpoint, config=config)
+    return boto3.client(service, endpoint_url=endpoint or None, config=config)  # type: ignore[call-overload]
+
+
+def s3_client() -> S3Client:
+    """An S3 client; ``AWS_ENDPOINT_URL_S3`` points it at e.g. a moto server."""
+    client: S3Client = _client("s3", "AWS_ENDPOINT_URL_S3")
+    return client
+
+
+def apigateway_client() -> APIGatewayClient:
+    client: APIGatewayClient = _client("apigateway", "AWS_ENDPOINT_URL_API_GATEWAY")
+    return client
+
+
+def cloudformation_client() -> CloudFormationClient:
+    client: CloudFormationClient = _client("cloudformation", "AWS_ENDPOINT_URL_CLOUDFORMATION")
+    return client
