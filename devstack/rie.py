@@ -171,7 +171,8 @@ class RieProcess:
 
     def start(self, timeout: float = 15.0) -> None:
         """Start the emulator; the function itself initialises on the first invoke."""
-        python_flags = ["-I"] if self.spec.isolated else []
+        # -I -S: no PYTHON* variables, no user or venv site-packages, as in Lambda.
+        python_flags = ["-I", "-S"] if self.spec.isolated else []
         # -I drops PYTHONPATH too, so the paths go in through a bootstrap instead.
         command = [
             str(rie_binary()),

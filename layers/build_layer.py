@@ -121,7 +121,6 @@ def build_deps(args: argparse.Namespace) -> None:
         "install",
         "--quiet",
         "--no-compile",
-        "--no-cache-dir",
         "--disable-pip-version-check",
         "--target",
         str(site),

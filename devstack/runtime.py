@@ -1,0 +1,67 @@
+"""The pieces outside the function's own code that Lambda provides: the runtime client.
+
+Lambda's Python runtimes carry ``awslambdaric`` in /var/runtime; here it is installed
+once per Python version under .local/runtime (gitignored), outside any function's path.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+AWSLAMBDARIC = "awslambdaric==4.2.2"
+
+
+def local_python_version() -> str:
+    return ".".join(platform.python_version_tuple()[:2])
+
+
+def base_python() -> str:
+    """This interpreter without its virtual environment (for runs that must not see it)."""
+    return getattr(sys, "_base_executable", sys.executable)
+
+
+def runtime_dir(python_version: str | None = None, root: Path = ROOT) -> Path:
+    """A directory holding awslambdaric for PYTHON_VERSION, installed on first use."""
+    version = python_version or local_python_version()
+    target = root / ".local" / "runtime" / f"python{version}"
+    marker = target / ".installed"
+    if not marker.exists():
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--target",
+                str(target),
+                "--only-binary=:all:",
+                "--python-version",
+                version,
+                "--implementation",
+                "cp",
+                AWSLAMBDARIC,
+            ],
+            check=True,
+        )
+        marker.write_text(AWSLAMBDARIC + "\n")
+    return target
+
+
+def build_dir(python_version: str | None = None, root: Path = ROOT) -> Path:
+    """Where `make build PYTHON_VERSION=...` puts the built functions and layers."""
+    version = python_version or local_python_version()
+    return root / ".aws-sam" / ("build" if version == "3.13" else f"build-py{version}")
+
+
+def build(python_version: str | None = None, root: Path = ROOT) -> Path:
+    """`make build` for this Python (cached by sam: quick when nothing changed)."""
+    version = python_version or local_python_version()
+    command = ["make", "--no-print-directory", "build", f"PYTHON_VERSION={version}"]
+    subprocess.run(command, cwd=root, check=True)
+    return build_dir(version, root)
