@@ -1,0 +1,530 @@
+"""The SAM template as CloudFormation receives it: expanded by aws-sam-translator.
+
+`sam deploy` uploads the packaged template (local CodeUri/ContentUri replaced by S3 URIs)
+and CloudFormation's AWS::Serverless transform expands it with the stack's parameter
+values. These tests run the same translator offline (no managed policy lookups, no
+network) and assert on the CloudFormation it produces, once with the defaults and once
+with overrides unlike any default, so a property that must follow a parameter cannot
+pass by holding the default's value.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from samcli.yamlhelper import yaml_parse
+from samtranslator.translator.transform import transform  # type: ignore[import-untyped]
+
+from tests.events import load_event
+
+ROOT = Path(__file__).resolve().parents[3]
+TEMPLATE = ROOT / "template.yaml"
+
+PSEUDO_PARAMETERS: dict[str, Any] = {
+    "AWS::Region": "us-east-1",
+    "AWS::AccountId": "123456789012",
+    "AWS::StackName": "sklearn-serverless",
+    "AWS::Partition": "aws",
+    "AWS::URLSuffix": "amazonaws.com",
+}
+# Strings, as `sam deploy --parameter-overrides` passes them.
+OVERRIDES: dict[str, Any] = {
+    "StageName": "v7",
+    "ModelPrefix": "registry/",
+    "ThrottleRateLimit": "7",
+    "ThrottleBurstLimit": "13",
+    "QuotaPerDay": "1234",
+    "BatchMaxRetries": "1",
+    "OutputRetentionDays": "45",
+}
+FUNCTIONS = ("PredictApiFunction", "BatchScoringFunction")
+ROUTES = {
+    ("/predict", "post"),
+    ("/batch_predict", "post"),
+    ("/model", "get"),
+    ("/docs", "get"),
+    ("/openapi.json", "get"),
+    ("/health", "get"),
+}
+PUBLIC_ROUTES = {("/health", "get")}
+# Physical names the renderer gives; the data bucket's name is computed in the template.
+MODEL_BUCKET_ARN = "arn:aws:s3:::<ModelBucket>"
+DATA_BUCKET_ARN = "arn:aws:s3:::sklearn-serverless-data-123456789012-us-east-1"
+# The property holding the physical name a Ref returns, for the types that have one.
+NAME_PROPERTIES = {
+    "AWS::S3::Bucket": "BucketName",
+    "AWS::Lambda::Function": "FunctionName",
+    "AWS::SQS::Queue": "QueueName",
+}
+SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+class Stack:
+    """The transformed template, with the parameter values it was transformed with."""
+
+    def __init__(self, template: dict[str, Any], parameters: dict[str, Any]) -> None:
+        self.template = template
+        self.parameters = parameters
+        self.resources: dict[str, dict[str, Any]] = template["Resources"]
+
+    def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.resources.items() if v["Type"] == resource_type}
+
+    def only(self, resource_type: str) -> tuple[str, dict[str, Any]]:
+        found = self.of_type(resource_type)
+        assert len(found) == 1, f"expected one {resource_type}, found {sorted(found)}"
+        return next(iter(found.items()))
+
+    def props(self, logical_id: str) -> dict[str, Any]:
+        properties: dict[str, Any] = self.resources[logical_id].get("Properties", {})
+        return properties
+
+    def render(self, value: Any) -> str:
+        """A value with its intrinsics resolved: parameters to their values, resources to
+        their physical names where the template sets them, to <LogicalId> otherwise."""
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, int | float):
+            return str(value)
+        if isinstance(value, dict) and len(value) == 1:
+            [(function, argument)] = value.items()
+            if function == "Ref":
+                return self._ref(argument)
+            if function == "Fn::GetAtt":
+                name, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
+                return self._get_att(name, attribute)
+            if function == "Fn::Sub":
+                text, variables = (argument, {}) if isinstance(argument, str) else argument
+                return SUB_VARIABLE.sub(lambda m: self._sub(m.group(1), variables), text)
+        raise AssertionError(f"cannot render {value!r}")
+
+    def _ref(self, name: str) -> str:
+        if name in self.parameters:
+            return str(self.parameters[name])
+        resource = self.resources[name]
+        name_property = NAME_PROPERTIES.get(resource["Type"])
+        if name_property and name_property in resource.get("Properties", {}):
+            return self.render(resource["Properties"][name_property])
+        return f"<{name}>"
+
+    def _get_att(self, name: str, attribute: str) -> str:
+        if self.resources[name]["Type"] == "AWS::S3::Bucket" and attribute == "Arn":
+            return f"arn:aws:s3:::{self._ref(name)}"
+        return f"<{name}.{attribute}>"
+
+    def _sub(self, variable: str, variables: dict[str, Any]) -> str:
+        if variable in variables:
+            return self.render(variables[variable])
+        if "." in variable:
+            return self._get_att(*variable.split(".", 1))
+        return self._ref(variable)
+
+    def role_statements(self, function_id: str) -> list[dict[str, Any]]:
+        role = self.props(function_id)["Role"]
+        assert role == {"Fn::GetAtt": [role["Fn::GetAtt"][0], "Arn"]}
+        policies = self.props(role["Fn::GetAtt"][0]).get("Policies", [])
+        return [s for p in policies for s in as_list(p["PolicyDocument"]["Statement"])]
+
+    def s3_access(self, function_id: str) -> dict[str, set[str]]:
+        """Action -> the rendered resources it is allowed on, for the role's S3 statements."""
+        access: dict[str, set[str]] = {}
+        for statement in self.role_statements(function_id):
+            actions = as_list(statement["Action"])
+            if statement["Effect"] != "Allow" or not any(a.startswith("s3:") for a in actions):
+                continue
+            resources = {self.render(r) for r in as_list(statement["Resource"])}
+            for action in actions:
+                access.setdefault(action, set()).update(resources)
+        return access
+
+
+def parameter_values(overrides: dict[str, Any]) -> dict[str, Any]:
+    """What the transform receives: pseudo parameters, the overrides, then the defaults."""
+    raw = yaml_parse(TEMPLATE.read_text())
+    defaults = {k: v["Default"] for k, v in raw["Parameters"].items() if "Default" in v}
+    return {**defaults, **PSEUDO_PARAMETERS, **overrides}
+
+
+class NoManagedPolicies:
+    """Stands in for samtranslator's ManagedPolicyLoader: no IAM call, no names to map
+    (the template names no managed policy by its short name)."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+def package(template: dict[str, Any]) -> dict[str, Any]:
+    """What `sam package` (run by `sam deploy`) does to the template: local code paths
+    become the S3 objects it uploaded."""
+    for logical_id, resource in template["Resources"].items():
+        properties = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri"):
+            if isinstance(properties.get(key), str) and not properties[key].startswith("s3://"):
+                properties[key] = f"s3://sam-artifacts-123456789012/{logical_id}.zip"
+    return template
+
+
+@pytest.fixture(scope="module", params=["defaults", "overrides"])
+def stack(request: pytest.FixtureRequest) -> Stack:
+    overrides = OVERRIDES if request.param == "overrides" else {}
+    parameters = parameter_values(overrides)
+    template = package(yaml_parse(TEMPLATE.read_text()))
+    with pytest.MonkeyPatch.context() as env:
+        # The translator asks boto3 for a region even when AWS::Region is given.
+        env.setenv("AWS_DEFAULT_REGION", PSEUDO_PARAMETERS["AWS::Region"])
+        transformed = transform(template, copy.deepcopy(parameters), NoManagedPolicies())
+    return Stack(transformed, parameters)
+
+
+# -- API --------------------------------------------------------------------------------
+
+
+def operations(stack: Stack) -> dict[tuple[str, str], dict[str, Any]]:
+    _, api = stack.only("AWS::ApiGateway::RestApi")
+    paths = api["Properties"]["Body"]["paths"]
+    return {
+        (path, method): operation
+        for path, methods in paths.items()
+        for method, operation in methods.items()
+        if method != "parameters"
+    }
+
+
+def test_api_key_is_required_on_every_route_but_health(stack: Stack) -> None:
+    _, api = stack.only("AWS::ApiGateway::RestApi")
+    body = api["Properties"]["Body"]
+    assert body["securityDefinitions"]["api_key"] == {
+        "type": "apiKey",
+        "name": "x-api-key",
+        "in": "header",
+    }
+    for route, operation in operations(stack).items():
+        requirements = operation.get("security", [])
+        if route in PUBLIC_ROUTES:
+            assert all("api_key" not in r for r in requirements), route
+        else:
+            assert {"api_key": []} in requirements, f"{route} does not require an API key"
+    # No method defined outside the OpenAPI body can slip past the key.
+    for logical_id, method in stack.of_type("AWS::ApiGateway::Method").items():
+        assert method["Properties"].get("ApiKeyRequired") is True, logical_id
+
+
+def test_the_six_routes_integrate_with_the_predict_function(stack: Stack) -> None:
+    routes = operations(stack)
+    assert set(routes) == ROUTES
+    for route, operation in routes.items():
+        integration = operation["x-amazon-apigateway-integration"]
+        assert integration["type"] == "aws_proxy", route
+        assert integration["httpMethod"] == "POST", route
+        assert "${PredictApiFunction.Arn}" in integration["uri"]["Fn::Sub"], route
+    # API Gateway may invoke the function for each of them.
+    permitted = {
+        stack.render(p["Properties"]["SourceArn"])
+        for p in stack.of_type("AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Ref": "PredictApiFunction"}
+        and p["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    }
+    for path, method in ROUTES:
+        assert any(arn.endswith(f"/{method.upper()}{path}") for arn in permitted), (path, method)
+
+
+def test_usage_plan_is_bound_to_the_stage_with_the_parameter_limits(stack: Stack) -> None:
+    api_id, _ = stack.only("AWS::ApiGateway::RestApi")
+    stage_id, stage = stack.only("AWS::ApiGateway::Stage")
+    assert stage["Properties"]["RestApiId"] == {"Ref": api_id}
+    assert stack.render(stage["Properties"]["StageName"]) == str(stack.parameters["StageName"])
+    _, plan = stack.only("AWS::ApiGateway::UsagePlan")
+    properties = plan["Properties"]
+    assert properties["ApiStages"] == [{"ApiId": {"Ref": api_id}, "Stage": {"Ref": stage_id}}]
+    throttle, quota = properties["Throttle"], properties["Quota"]
+    assert stack.render(throttle["RateLimit"]) == str(stack.parameters["ThrottleRateLimit"])
+    assert stack.render(throttle["BurstLimit"]) == str(stack.parameters["ThrottleBurstLimit"])
+    assert stack.render(quota["Limit"]) == str(stack.parameters["QuotaPerDay"])
+    assert quota["Period"] == "DAY"
+
+
+def test_usage_plan_key_binds_the_generated_api_key(stack: Stack) -> None:
+    key_id, key = stack.only("AWS::ApiGateway::ApiKey")
+    plan_id, _ = stack.only("AWS::ApiGateway::UsagePlan")
+    assert key["Properties"].get("Enabled") is True
+    _, binding = stack.only("AWS::ApiGateway::UsagePlanKey")
+    assert binding["Properties"] == {
+        "KeyId": {"Ref": key_id},
+        "KeyType": "API_KEY",
+        "UsagePlanId": {"Ref": plan_id},
+    }
+
+
+# -- storage ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bucket_id", ["ModelBucket", "DataBucket"])
+def test_bucket_is_encrypted_versioned_and_private(stack: Stack, bucket_id: str) -> None:
+    properties = stack.props(bucket_id)
+    assert stack.resources[bucket_id]["Type"] == "AWS::S3::Bucket"
+    rules = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    algorithms = {r["ServerSideEncryptionByDefault"]["SSEAlgorithm"] for r in rules}
+    assert algorithms
+    assert algorithms <= {"AES256", "aws:kms", "aws:kms:dsse"}
+    assert properties["VersioningConfiguration"]["Status"] == "Enabled"
+    assert properties["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+
+
+@pytest.mark.parametrize("bucket_id", ["ModelBucket", "DataBucket"])
+def test_bucket_policy_denies_insecure_transport(stack: Stack, bucket_id: str) -> None:
+    policies = [
+        p["Properties"]["PolicyDocument"]
+        for p in stack.of_type("AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": bucket_id}
+    ]
+    assert len(policies) == 1, f"{bucket_id} has {len(policies)} bucket policies"
+    arn = stack.render({"Fn::GetAtt": [bucket_id, "Arn"]})
+    denials = [
+        s
+        for s in as_list(policies[0]["Statement"])
+        if s["Effect"] == "Deny"
+        and s["Principal"] in ("*", {"AWS": "*"})
+        and "s3:*" in as_list(s["Action"])
+        and str(s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport")).lower()
+        == "false"
+    ]
+    assert len(denials) == 1, f"{bucket_id} does not deny aws:SecureTransport false"
+    assert {stack.render(r) for r in as_list(denials[0]["Resource"])} == {arn, f"{arn}/*"}
+
+
+def test_data_bucket_expires_outputs(stack: Stack) -> None:
+    rules = stack.props("DataBucket")["LifecycleConfiguration"]["Rules"]
+    by_prefix = {r.get("Prefix", r.get("Filter", {}).get("Prefix")): r for r in rules}
+    for prefix in ("predictions/", "errors/", "reports/"):
+        assert prefix in by_prefix, f"no lifecycle rule for {prefix}"
+        rule = by_prefix[prefix]
+        assert rule["Status"] == "Enabled", prefix
+        days = stack.render(rule["ExpirationInDays"])
+        assert days == str(stack.parameters["OutputRetentionDays"]), prefix
+        assert int(days) > 0
+
+
+def test_csv_uploads_under_incoming_trigger_the_batch_function(stack: Stack) -> None:
+    configurations = [
+        c
+        for c in stack.props("DataBucket")["NotificationConfiguration"]["LambdaConfigurations"]
+        if c["Function"] == {"Fn::GetAtt": ["BatchScoringFunction", "Arn"]}
+    ]
+    assert len(configurations) == 1
+    [configuration] = configurations
+    assert configuration["Event"] == "s3:ObjectCreated:*"
+    rules = configuration["Filter"]["S3Key"]["Rules"]
+    assert {r["Name"].lower(): r["Value"] for r in rules} == {
+        "prefix": "incoming/",
+        "suffix": ".csv",
+    }
+    # S3 may invoke it, from this account only.
+    permissions = [
+        p["Properties"]
+        for p in stack.of_type("AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Ref": "BatchScoringFunction"}
+        and p["Properties"]["Principal"] == "s3.amazonaws.com"
+    ]
+    assert len(permissions) == 1
+    assert permissions[0]["SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
+def test_failed_batch_events_go_to_the_dead_letter_queue(stack: Stack) -> None:
+    configs = [
+        c["Properties"]
+        for c in stack.of_type("AWS::Lambda::EventInvokeConfig").values()
+        if c["Properties"]["FunctionName"] == {"Ref": "BatchScoringFunction"}
+    ]
+    assert len(configs) == 1
+    [config] = configs
+    retries = stack.render(config["MaximumRetryAttempts"])
+    assert retries == str(stack.parameters["BatchMaxRetries"])
+    queue_id, _ = stack.only("AWS::SQS::Queue")
+    queue_arn = {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert config["DestinationConfig"]["OnFailure"]["Destination"] == queue_arn
+    assert any(
+        s["Effect"] == "Allow"
+        and "sqs:SendMessage" in as_list(s["Action"])
+        and as_list(s["Resource"]) == [queue_arn]
+        for s in stack.role_statements("BatchScoringFunction")
+    ), "the batch function's role may not send to the DLQ"
+
+
+# -- IAM --------------------------------------------------------------------------------
+
+
+def iam_statements(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
+    found: list[tuple[str, dict[str, Any]]] = []
+    for logical_id, role in stack.of_type("AWS::IAM::Role").items():
+        for policy in role["Properties"].get("Policies", []):
+            found += [(logical_id, s) for s in as_list(policy["PolicyDocument"]["Statement"])]
+    for policy_type in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for logical_id, policy in stack.of_type(policy_type).items():
+            statements = as_list(policy["Properties"]["PolicyDocument"]["Statement"])
+            found += [(logical_id, s) for s in statements]
+    return found
+
+
+def test_no_iam_statement_grants_wildcard_actions_or_s3_on_any_resource(stack: Stack) -> None:
+    statements = iam_statements(stack)
+    assert statements
+    for where, statement in statements:
+        assert "NotAction" not in statement, where
+        assert "NotResource" not in statement, where
+        actions = as_list(statement["Action"])
+        for action in actions:
+            assert action != "*", f"{where} allows every action"
+            assert not action.endswith(":*"), f"{where} allows {action}"
+        if any(a.startswith("s3:") for a in actions):
+            resources = {stack.render(r) for r in as_list(statement["Resource"])}
+            assert "*" not in resources, f"{where} allows {actions} on every resource"
+
+
+def test_api_function_only_reads_the_model_prefix_of_the_model_bucket(stack: Stack) -> None:
+    prefix = stack.parameters["ModelPrefix"]
+    assert stack.s3_access("PredictApiFunction") == {
+        "s3:GetObject": {f"{MODEL_BUCKET_ARN}/{prefix}models/*"},
+        "s3:ListBucket": {MODEL_BUCKET_ARN},
+    }
+    [listing] = [
+        s
+        for s in stack.role_statements("PredictApiFunction")
+        if "s3:ListBucket" in as_list(s["Action"])
+    ]
+    assert stack.render(listing["Condition"]["StringLike"]["s3:prefix"]) == f"{prefix}models/*"
+
+
+def test_batch_function_writes_only_outputs_and_reads_only_inputs(stack: Stack) -> None:
+    access = stack.s3_access("BatchScoringFunction")
+    outputs = {f"{DATA_BUCKET_ARN}/{p}/*" for p in ("predictions", "errors", "reports")}
+    inputs = {f"{DATA_BUCKET_ARN}/{p}/*" for p in ("incoming", "reports")}
+    models = {f"{MODEL_BUCKET_ARN}/{stack.parameters['ModelPrefix']}models/*"}
+    assert access["s3:PutObject"] == outputs
+    assert access["s3:GetObject"] == inputs | models
+    allowed = {
+        "s3:GetObject",
+        "s3:GetObjectVersion",
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+        "s3:ListBucket",
+    }
+    assert set(access) <= allowed, f"unexpected S3 actions: {set(access) - allowed}"
+    for action, resources in access.items():
+        for resource in resources:
+            assert resource.startswith((MODEL_BUCKET_ARN, DATA_BUCKET_ARN)), (action, resource)
+    # Listing is narrowed by prefix too.
+    for statement in stack.role_statements("BatchScoringFunction"):
+        if "s3:ListBucket" in as_list(statement["Action"]):
+            assert "s3:prefix" in statement["Condition"]["StringLike"], statement.get("Sid")
+
+
+# -- functions --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_function_runs_python_3_13_with_both_layers(stack: Stack, function_id: str) -> None:
+    properties = stack.props(function_id)
+    assert stack.resources[function_id]["Type"] == "AWS::Lambda::Function"
+    assert properties["Runtime"] == "python3.13"
+    layers = stack.of_type("AWS::Lambda::LayerVersion")
+    assert sorted(re.sub(r"[0-9a-f]{10}$", "", k) for k in layers) == [
+        "DependenciesLayer",
+        "ModelStoreLayer",
+    ]
+    assert sorted(ref["Ref"] for ref in properties["Layers"]) == sorted(layers)
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_every_variable_in_env_json_is_declared(stack: Stack, function_id: str) -> None:
+    local = load_event("env.json")
+    assert set(local) <= set(FUNCTIONS), f"env.json names unknown functions: {set(local)}"
+    # The transformed function carries Globals merged with its own variables.
+    declared = set(stack.props(function_id)["Environment"]["Variables"])
+    undeclared = set(local.get(function_id, {})) - declared
+    assert not undeclared, f"sam local invoke would drop {sorted(undeclared)}"
+
+
+# -- outputs and alarms -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("output", "resource_type"),
+    [
+        ("ApiKeyId", "AWS::ApiGateway::ApiKey"),
+        ("UsagePlanId", "AWS::ApiGateway::UsagePlan"),
+        ("ModelBucketName", "AWS::S3::Bucket"),
+        ("DataBucketName", "AWS::S3::Bucket"),
+        ("DeadLetterQueueUrl", "AWS::SQS::Queue"),  # a queue's Ref is its URL
+    ],
+)
+def test_output_refers_to_a_generated_resource(
+    stack: Stack, output: str, resource_type: str
+) -> None:
+    value = stack.template["Outputs"][output]["Value"]
+    assert set(value) == {"Ref"}, f"{output} is {value!r}"
+    assert stack.resources[value["Ref"]]["Type"] == resource_type
+
+
+def test_api_url_output_names_the_api_and_stage(stack: Stack) -> None:
+    api_id, _ = stack.only("AWS::ApiGateway::RestApi")
+    url = stack.render(stack.template["Outputs"]["ApiUrl"]["Value"])
+    stage = stack.parameters["StageName"]
+    assert url == f"https://<{api_id}>.execute-api.us-east-1.amazonaws.com/{stage}"
+
+
+def alarm_cases(stack: Stack) -> list[tuple[str, str, dict[str, str]]]:
+    _, api = stack.only("AWS::ApiGateway::RestApi")
+    queue_id, _ = stack.only("AWS::SQS::Queue")
+    api_dimensions = {
+        "ApiName": stack.render(api["Properties"]["Name"]),
+        "Stage": str(stack.parameters["StageName"]),
+    }
+    cases = [("AWS/ApiGateway", "5XXError", api_dimensions)]
+    for function_id in FUNCTIONS:
+        function_name = stack.render({"Ref": function_id})
+        for metric in ("Errors", "Throttles"):
+            cases.append(("AWS/Lambda", metric, {"FunctionName": function_name}))
+    queue_name = stack.render({"Fn::GetAtt": [queue_id, "QueueName"]})
+    cases.append(("AWS/SQS", "ApproximateNumberOfMessagesVisible", {"QueueName": queue_name}))
+    return cases
+
+
+def test_alarms_watch_api_errors_function_errors_and_throttles_and_dlq_depth(
+    stack: Stack,
+) -> None:
+    alarms = [
+        (
+            a["Properties"]["Namespace"],
+            a["Properties"]["MetricName"],
+            {d["Name"]: stack.render(d["Value"]) for d in a["Properties"].get("Dimensions", [])},
+        )
+        for a in stack.of_type("AWS::CloudWatch::Alarm").values()
+        if "Namespace" in a["Properties"]
+    ]
+    missing = [case for case in alarm_cases(stack) if case not in alarms]
+    assert not missing, f"no alarm for {missing}"
+
+
+def test_throttling_is_per_key_not_shared_by_the_stage(stack: Stack) -> None:
+    """A stage-wide limit would cap all keys together at one key's rate."""
+    _, stage = stack.only("AWS::ApiGateway::Stage")
+    for setting in stage["Properties"].get("MethodSettings", []):
+        assert "ThrottlingRateLimit" not in setting
+        assert "ThrottlingBurstLimit" not in setting
+    _, plan = stack.only("AWS::ApiGateway::UsagePlan")
+    assert plan["Properties"]["Throttle"]["RateLimit"] == stack.parameters["ThrottleRateLimit"]
