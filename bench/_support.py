@@ -1,13 +1,21 @@
-"""Shared benchmark plumbing: timing, percentiles, the iris model, quiet stdout."""
+"""Shared benchmark plumbing: timing, percentiles, the iris model, quiet stdout,
+iris-like CSV files and a moto server in its own process."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import statistics
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
 
 from model_store import Artifact
 from model_store.training import build_artifact, load_iris_dataset, train
@@ -58,3 +66,71 @@ def stdout_to_devnull() -> Iterator[None]:
         os.dup2(saved, 1)
         os.close(devnull)
         os.close(saved)
+
+
+# Per-class means and standard deviations of the iris measurements (cm), in the order
+# sepal_length, sepal_width, petal_length, petal_width; classes setosa, versicolor, virginica.
+IRIS_FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+_IRIS_MEANS = np.array(
+    [[5.006, 3.428, 1.462, 0.246], [5.936, 2.770, 4.260, 1.326], [6.588, 2.974, 5.552, 2.026]]
+)
+_IRIS_STDS = np.array(
+    [[0.352, 0.379, 0.174, 0.105], [0.516, 0.314, 0.470, 0.198], [0.636, 0.322, 0.552, 0.275]]
+)
+
+
+def write_iris_like_csv(path: Path, rows: int, *, seed: int = 0, chunk: int = 100_000) -> Path:
+    """An ``id`` column and the four iris features, drawn around a random class's means.
+
+    Values have one decimal, as in the iris data, so the file size is realistic; every
+    class is represented, so predictions vary. Written in chunks: memory stays small.
+    """
+    rng = np.random.default_rng(seed)
+    with path.open("w", encoding="utf-8", newline="") as out:
+        out.write(",".join(["id", *IRIS_FEATURES]) + "\n")
+        for start in range(0, rows, chunk):
+            n = min(chunk, rows - start)
+            species = rng.integers(0, 3, n)
+            values = rng.normal(_IRIS_MEANS[species], _IRIS_STDS[species]).clip(0.1, None)
+            ids = np.arange(start + 1, start + n + 1, dtype=np.float64)
+            np.savetxt(
+                out,
+                np.column_stack([ids, values]),
+                fmt=["%d", "%.1f", "%.1f", "%.1f", "%.1f"],
+                delimiter=",",
+            )
+    return path
+
+
+@contextlib.contextmanager
+def moto_server(port: int, *, host: str = "127.0.0.1", timeout: float = 30.0) -> Iterator[str]:
+    """``python -m moto.server`` in its own process; yields its URL, stops it at the end."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://{host}:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"moto server exited with {process.returncode}")
+            try:
+                with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
+                    break
+            except urllib.error.HTTPError:
+                break  # it answers: that is all we wait for
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"moto server did not answer on {url}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)

@@ -23,6 +23,7 @@ from model_store.scoring import predict
 
 DEFAULT_CHUNK_ROWS = 10_000
 FIRST_ERRORS = 10
+PROGRESS_EVERY = 100_000  # lines
 ERROR_COLUMNS = ["line", "reason", "raw"]
 
 
@@ -56,9 +57,10 @@ class _LineRecorder:
 
     def take(self) -> tuple[int, str]:
         """(first line number, raw text) of the record just read; forgets it."""
-        first = self.line - len(self.consumed) + 1
-        raw = "".join(self.consumed).rstrip("\r\n")
-        self.consumed.clear()
+        consumed = self.consumed
+        first = self.line - len(consumed) + 1
+        raw = (consumed[0] if len(consumed) == 1 else "".join(consumed)).rstrip("\r\n")
+        consumed.clear()
         return first, raw
 
 
@@ -107,6 +109,9 @@ def _row_problem(
         if not cell:
             return f"empty value for {name}", []
         try:
+            # float() also takes "1_000"; a CSV number never has underscores.
+            if "_" in cell:
+                raise ValueError(cell)
             value = float(cell)
         except ValueError:
             return f"{name}: {cell!r} is not a number", []
@@ -134,22 +139,24 @@ class _Scorer:
         self._edges = [f.stats.bins.edges for f in model.manifest.features]
         self._counts = [np.zeros(len(e) + 1) for e in self._edges]
         self._drift_threshold = drift_threshold
-        self._values = np.empty((chunk_rows, len(self.features)), dtype=np.float64)
-        self._rows: list[list[str]] = []
+        self._values: list[float] = []
+        self._raws: list[str] = []
         self._lines: list[int] = []
         self._bad: list[tuple[int, str, str]] = []
+        # A class name as a CSV cell, quoted once here rather than per row.
+        self._label_cells = {c: _csv_line([c]) for c in model.manifest.target.classes}
 
-    def write_headers(self, header: list[str]) -> None:
+    def write_headers(self, header: list[str], raw: str) -> None:
         classes = self.model.manifest.target.classes
         self.tally.passthrough_columns = [h.strip() for h in header]
-        self.predictions.write(_csv_bytes([[*header, *_output_names(header, classes)]]))
-        self.errors.write(_csv_bytes([ERROR_COLUMNS]))
+        self.predictions.write(f"{raw},{_csv_line(_output_names(header, classes))}\n".encode())
+        self.errors.write(f"{_csv_line(ERROR_COLUMNS)}\n".encode())
 
-    def good(self, line: int, row: list[str], values: list[float]) -> None:
-        self._values[len(self._rows)] = values
-        self._rows.append(row)
+    def good(self, line: int, raw: str, values: list[float]) -> None:
+        self._values.extend(values)
+        self._raws.append(raw)
         self._lines.append(line)
-        if len(self._rows) == self.chunk_rows:
+        if len(self._raws) == self.chunk_rows:
             self.flush()
 
     def bad(self, line: int, reason: str, raw: str) -> None:
@@ -160,30 +167,32 @@ class _Scorer:
             self.flush()
 
     def flush(self) -> None:
-        n = len(self._rows)
+        n = len(self._raws)
         if n:
-            matrix = self._values[:n]
+            matrix = np.array(self._values, dtype=np.float64).reshape(n, len(self.features))
             result = predict(self.model.estimator, self.model.manifest, matrix)
             for i, edges in enumerate(self._edges):
                 self._counts[i] += bin_counts(matrix[:, i], edges)
-            probabilities = result.probabilities
-            out: list[list[object]]
-            if probabilities is None:
+            labels = [self._label_cells[label] for label in result.labels]
+            # The record's own text carries the input columns, exactly as written; the
+            # model's columns are appended to it.
+            if result.probabilities is None:
                 out = [
-                    [*row, label, line]
-                    for row, label, line in zip(self._rows, result.labels, self._lines, strict=True)
+                    f"{raw},{label},{line}\n"
+                    for raw, label, line in zip(self._raws, labels, self._lines, strict=True)
                 ]
             else:
-                columns: list[list[float]] = probabilities.tolist()
+                probabilities = [",".join(map(repr, p)) for p in result.probabilities.tolist()]
                 out = [
-                    [*row, label, *p, line]
-                    for row, label, p, line in zip(
-                        self._rows, result.labels, columns, self._lines, strict=True
+                    f"{raw},{label},{p},{line}\n"
+                    for raw, label, p, line in zip(
+                        self._raws, labels, probabilities, self._lines, strict=True
                     )
                 ]
-            self.predictions.write(_csv_bytes(out))
+            self.predictions.write("".join(out).encode())
             self.tally.rows_scored += n
-            self._rows.clear()
+            self._values.clear()
+            self._raws.clear()
             self._lines.clear()
         if self._bad:
             self.errors.write(_csv_bytes([list(b) for b in self._bad]))
@@ -212,6 +221,10 @@ def _csv_bytes(rows: Sequence[Sequence[object]]) -> bytes:
     return buffer.getvalue().encode()
 
 
+def _csv_line(cells: Sequence[object]) -> str:
+    return _csv_bytes([cells]).decode().rstrip("\n")
+
+
 def score_text(
     text: TextIO,
     model: LoadedModel,
@@ -230,14 +243,16 @@ def score_text(
     recorder = _LineRecorder(text)
     reader = csv.reader(recorder)
     try:
-        header = _first_record(reader, recorder)
-        if header is None:
+        first = _first_record(reader, recorder)
+        if first is None:
             raise FileRejected("empty file: expected a header row naming the features")
+        header, header_raw = first
         features = [f.name for f in model.manifest.features]
         columns = _match_columns(header, features)
         scorer = _Scorer(model, predictions, errors, chunk_rows, drift_threshold)
-        scorer.write_headers(header)
+        scorer.write_headers(header, header_raw)
         width = len(header)
+        next_progress = PROGRESS_EVERY
         while True:
             try:
                 row = next(reader)
@@ -254,19 +269,23 @@ def score_text(
             if reason:
                 scorer.bad(start, reason, raw)
             else:
-                scorer.good(start, row, values)
-            if progress is not None and recorder.line % 100_000 == 0:
+                scorer.good(start, raw, values)
+            if progress is not None and recorder.line >= next_progress:
                 progress(recorder.line)
+                next_progress += PROGRESS_EVERY
     except UnicodeDecodeError as exc:
+        # exc.start counts from the decoder's current chunk, not the file: name the line.
         raise FileRejected(
-            f"the file is not UTF-8 text: {exc.reason} at byte {exc.start}"
+            f"the file is not UTF-8 text ({exc.reason}) at or after line {recorder.line + 1}"
         ) from None
     return scorer.finish()
 
 
-def _first_record(reader: Iterator[list[str]], recorder: _LineRecorder) -> list[str] | None:
+def _first_record(
+    reader: Iterator[list[str]], recorder: _LineRecorder
+) -> tuple[list[str], str] | None:
     for row in reader:
-        recorder.take()
+        _, raw = recorder.take()
         if row and any(cell.strip() for cell in row):
-            return row
+            return row, raw
     return None

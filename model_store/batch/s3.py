@@ -103,6 +103,22 @@ def score_s3_object(
     ):
         log.info("%s was already scored (%s); nothing to do", source.location, previous.status)
         return Outcome(previous, duplicate=True)
+    try:
+        latest = _latest_version(client, bucket, key) if version_id else None
+    except Exception as exc:
+        failed = report(status="failed", reason=f"cannot read the object: {_describe(exc)}")
+        raise RegistryError(failed.reason or "") from exc
+    if version_id and latest != version_id:
+        # A late (re)delivery for a version that has since been overwritten or deleted:
+        # the outputs belong to what replaced it, whose own event scores it.
+        log.info("%s version %s is superseded by a newer upload; skipped", key, version_id)
+        skipped = BatchReport(
+            status="rejected",
+            reason=f"version {version_id} was superseded by a newer upload of {key}",
+            source=source,
+            started_at=started_at,
+        )
+        return Outcome(previous or skipped, duplicate=True)
 
     try:
         loaded = model()
@@ -157,6 +173,18 @@ def score_s3_object(
         rows_per_second=tally.rows_in / duration if duration > 0 else 0.0,
     )
     return Outcome(done, duplicate=False)
+
+
+def _latest_version(client: S3Client, bucket: str, key: str) -> str | None:
+    """The key's current version; None once it was deleted (a delete marker on top)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return client.head_object(Bucket=bucket, Key=key).get("VersionId")
+    except ClientError as exc:
+        if str(exc.response.get("Error", {}).get("Code")) in {"404", "405", "NoSuchKey"}:
+            return None
+        raise
 
 
 def _same_object(a: SourceInfo, b: SourceInfo) -> bool:

@@ -1,0 +1,281 @@
+"""The batch function's Lambda handler called as Lambda calls it, with events/s3_put.json.
+
+The handler module is imported afresh under each test's environment (its settings and
+model loader are built at import), with S3 served by the session's moto server.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from model_store.registry import Registry
+from tests.events import load_event
+
+from .conftest import REGISTRY_PREFIX, csv_text, iris_table, keys_under, parse_csv, read_object
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+@dataclass
+class FakeLambdaContext:
+    """The attributes of the Lambda context object a Python handler receives."""
+
+    aws_request_id: str
+    function_name: str = "BatchScoringFunction"
+    function_version: str = "$LATEST"
+    invoked_function_arn: str = (
+        "arn:aws:lambda:us-east-1:123456789012:function:BatchScoringFunction"
+    )
+    memory_limit_in_mb: int = 1024
+    log_group_name: str = "/aws/lambda/BatchScoringFunction"
+    log_stream_name: str = "2026/11/23/[$LATEST]0123456789abcdef0123456789abcdef"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+@pytest.fixture
+def context() -> FakeLambdaContext:
+    return FakeLambdaContext(aws_request_id=str(uuid.uuid4()))
+
+
+@pytest.fixture
+def handler_module(
+    monkeypatch: pytest.MonkeyPatch,
+    moto_endpoint: str,
+    model_bucket: str,
+    registry: Registry,
+    tmp_path: Path,
+) -> Iterator[ModuleType]:
+    """``batch_scoring.handler`` imported afresh with the function's environment set."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
+    monkeypatch.setenv("MODEL_BUCKET", model_bucket)
+    monkeypatch.setenv("MODEL_PREFIX", REGISTRY_PREFIX)
+    monkeypatch.setenv("MODEL_NAME", "iris")
+    monkeypatch.setenv("MODEL_ALIAS", "production")
+    monkeypatch.setenv("CHUNK_ROWS", "40")
+    monkeypatch.setenv("DRIFT_THRESHOLD", "0.2")
+    for name in ("MODEL_VERSION", "INPUT_PREFIX", "PREDICTIONS_PREFIX", "REPORTS_PREFIX"):
+        monkeypatch.delenv(name, raising=False)
+    import batch_scoring.handler
+
+    module = importlib.reload(batch_scoring.handler)
+    module.loader.cache_dir = tmp_path / "model-cache"
+    module.metrics.clear_metrics()
+    yield module
+    module.metrics.clear_metrics()
+
+
+def _event(bucket: str, *encoded_keys: str) -> dict[str, Any]:
+    """events/s3_put.json with one record per key (as S3 sends it: URL-encoded)."""
+    event = load_event("s3_put.json")
+    template = event["Records"][0]
+    records = []
+    for key in encoded_keys:
+        record = json.loads(json.dumps(template))
+        record["s3"]["bucket"]["name"] = bucket
+        record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{bucket}"
+        record["s3"]["object"]["key"] = key
+        records.append(record)
+    event["Records"] = records
+    return event
+
+
+def _upload(s3: S3Client, bucket: str, key: str, rows: int = 150) -> None:
+    table = iris_table()
+    s3.put_object(Bucket=bucket, Key=key, Body=csv_text(table.header, table.rows[:rows]).encode())
+
+
+def _emf(text: str) -> list[dict[str, Any]]:
+    documents = []
+    for line in text.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            documents.append(json.loads(line))
+    return documents
+
+
+def test_the_sample_event_key_is_url_decoded(
+    handler_module: ModuleType, s3: S3Client, data_bucket: str, context: FakeLambdaContext
+) -> None:
+    event = load_event("s3_put.json")
+    encoded = event["Records"][0]["s3"]["object"]["key"]
+    assert encoded == "incoming/iris+sample.csv"
+    event["Records"][0]["s3"]["bucket"]["name"] = data_bucket
+    _upload(s3, data_bucket, "incoming/iris sample.csv")
+
+    result = handler_module.handler(event, context)
+
+    assert result["results"] == [
+        {
+            "source": f"s3://{data_bucket}/incoming/iris sample.csv",
+            "status": "succeeded",
+            "rows_in": 150,
+            "rows_scored": 150,
+            "rows_failed": 0,
+            "reason": None,
+            "drift_flagged": [],
+        }
+    ]
+    assert keys_under(s3, data_bucket, "predictions/") == ["predictions/iris sample.csv"]
+
+
+def test_a_key_with_spaces_and_non_ascii_characters_is_decoded_and_scored(
+    handler_module: ModuleType, s3: S3Client, data_bucket: str, context: FakeLambdaContext
+) -> None:
+    _upload(s3, data_bucket, "incoming/café menu+plus.csv", rows=20)
+
+    result = handler_module.handler(
+        _event(data_bucket, "incoming/caf%C3%A9+menu%2Bplus.csv"), context
+    )
+
+    [summary] = result["results"]
+    assert summary["status"] == "succeeded"
+    assert summary["source"] == f"s3://{data_bucket}/incoming/café menu+plus.csv"
+    assert summary["rows_scored"] == 20
+    assert keys_under(s3, data_bucket) == [
+        "errors/café menu+plus.csv",
+        "incoming/café menu+plus.csv",
+        "predictions/café menu+plus.csv",
+        "reports/café menu+plus.json",
+    ]
+    report = json.loads(read_object(s3, data_bucket, "reports/café menu+plus.json"))
+    assert report["source"]["location"] == f"s3://{data_bucket}/incoming/café menu+plus.csv"
+    assert report["model"] == {"name": "iris", "version": "1"}
+
+
+def test_an_event_with_two_records_scores_both(
+    handler_module: ModuleType, s3: S3Client, data_bucket: str, context: FakeLambdaContext
+) -> None:
+    _upload(s3, data_bucket, "incoming/a.csv", rows=10)
+    _upload(s3, data_bucket, "incoming/b/c.csv", rows=100)
+
+    result = handler_module.handler(
+        _event(data_bucket, "incoming/a.csv", "incoming/b/c.csv"), context
+    )
+
+    assert [(r["source"], r["status"], r["rows_scored"]) for r in result["results"]] == [
+        (f"s3://{data_bucket}/incoming/a.csv", "succeeded", 10),
+        (f"s3://{data_bucket}/incoming/b/c.csv", "succeeded", 100),
+    ]
+    assert len(parse_csv(read_object(s3, data_bucket, "predictions/a.csv"))) == 11
+    assert len(parse_csv(read_object(s3, data_bucket, "predictions/b/c.csv"))) == 101
+
+
+def test_a_repeated_event_reports_a_duplicate_and_changes_nothing(
+    handler_module: ModuleType, s3: S3Client, data_bucket: str, context: FakeLambdaContext
+) -> None:
+    _upload(s3, data_bucket, "incoming/iris.csv")
+    event = _event(data_bucket, "incoming/iris.csv")
+    handler_module.handler(event, context)
+    before = {
+        key: s3.head_object(Bucket=data_bucket, Key=key)["LastModified"]
+        for key in keys_under(s3, data_bucket)
+    }
+
+    result = handler_module.handler(event, FakeLambdaContext(aws_request_id=str(uuid.uuid4())))
+
+    [summary] = result["results"]
+    assert summary["status"] == "duplicate"
+    assert summary["rows_scored"] == 150  # what the first delivery did
+    after = {
+        key: s3.head_object(Bucket=data_bucket, Key=key)["LastModified"]
+        for key in keys_under(s3, data_bucket)
+    }
+    assert after == before
+
+
+def test_a_missing_object_makes_the_handler_raise_after_the_other_records(
+    handler_module: ModuleType, s3: S3Client, data_bucket: str, context: FakeLambdaContext
+) -> None:
+    _upload(s3, data_bucket, "incoming/there.csv", rows=30)
+    event = _event(data_bucket, "incoming/gone.csv", "incoming/there.csv")
+
+    with pytest.raises(handler_module.BatchFailedError, match=r"incoming/gone\.csv") as raised:
+        handler_module.handler(event, context)
+
+    assert "there.csv" not in str(raised.value)
+    assert keys_under(s3, data_bucket, "predictions/") == ["predictions/there.csv"]
+    there = json.loads(read_object(s3, data_bucket, "reports/there.json"))
+    assert (there["status"], there["rows_scored"]) == ("succeeded", 30)
+    gone = json.loads(read_object(s3, data_bucket, "reports/gone.json"))
+    assert gone["status"] == "failed"
+
+
+def test_records_that_are_not_s3_events_are_ignored(
+    handler_module: ModuleType, s3: S3Client, data_bucket: str, context: FakeLambdaContext
+) -> None:
+    _upload(s3, data_bucket, "incoming/iris.csv", rows=5)
+    event = _event(data_bucket, "incoming/iris.csv")
+    event["Records"].insert(0, {"EventSource": "aws:sns", "Sns": {"Message": "incoming/iris.csv"}})
+
+    result = handler_module.handler(event, context)
+    nothing = handler_module.handler(
+        {"Records": [{"eventSource": "aws:sqs", "body": "{}"}]}, context
+    )
+
+    assert [r["source"] for r in result["results"]] == [f"s3://{data_bucket}/incoming/iris.csv"]
+    assert nothing == {"results": []}
+
+
+def test_rows_scored_and_failed_are_emitted_as_emf_metrics(
+    handler_module: ModuleType,
+    s3: S3Client,
+    data_bucket: str,
+    context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    table = iris_table()
+    body = csv_text(table.header, [*table.rows[:12], ["x", "1", "2"]])
+    s3.put_object(Bucket=data_bucket, Key="incoming/m.csv", Body=body.encode())
+    event = _event(data_bucket, "incoming/m.csv")
+    capsys.readouterr()
+
+    handler_module.handler(event, context)
+    first = _emf(capsys.readouterr().out)
+    handler_module.handler(event, context)  # a duplicate: nothing scored, nothing emitted
+    second = _emf(capsys.readouterr().out)
+
+    [document] = first
+    directive = document["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "SklearnServerless"
+    assert {m["Name"]: m["Unit"] for m in directive["Metrics"]} == {
+        "RowsScored": "Count",
+        "RowsFailed": "Count",
+    }
+    assert [sorted(d) for d in directive["Dimensions"]] == [["model_version", "service"]]
+    assert (document["model_version"], document["service"]) == ("1", "batch-scoring")
+    assert (document["RowsScored"], document["RowsFailed"]) == ([12.0], [1.0])
+    assert second == []
+
+
+def test_the_version_id_of_the_record_is_the_version_checked(
+    handler_module: ModuleType, s3: S3Client, data_bucket: str, context: FakeLambdaContext
+) -> None:
+    s3.put_bucket_versioning(Bucket=data_bucket, VersioningConfiguration={"Status": "Enabled"})
+    table = iris_table()
+    body = csv_text(table.header, table.rows[:3]).encode()
+    first = s3.put_object(Bucket=data_bucket, Key="incoming/v.csv", Body=body)
+    event = _event(data_bucket, "incoming/v.csv")
+    event["Records"][0]["s3"]["object"]["versionId"] = first["VersionId"]
+
+    [scored] = handler_module.handler(event, context)["results"]
+    second = s3.put_object(Bucket=data_bucket, Key="incoming/v.csv", Body=body)
+    [late] = handler_module.handler(event, context)["results"]  # a redelivery, now stale
+    event["Records"][0]["s3"]["object"]["versionId"] = second["VersionId"]
+    [newest] = handler_module.handler(event, context)["results"]
+
+    assert (scored["status"], scored["rows_scored"]) == ("succeeded", 3)
+    assert late["status"] == "duplicate"
+    assert newest["status"] == "succeeded"
+    report = json.loads(read_object(s3, data_bucket, "reports/v.json"))
+    assert report["source"]["version_id"] == second["VersionId"]
