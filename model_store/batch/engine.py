@@ -40,6 +40,19 @@ class Tally:
     passthrough_columns: list[str] = field(default_factory=list)
     drift: Drift | None = None
 
+    def report_fields(self, duration: float) -> dict[str, object]:
+        """What a succeeded BatchReport takes from the scoring run."""
+        return {
+            "rows_in": self.rows_in,
+            "rows_scored": self.rows_scored,
+            "rows_failed": self.rows_failed,
+            "first_errors": self.first_errors,
+            "passthrough_columns": self.passthrough_columns,
+            "drift": self.drift,
+            "duration_seconds": duration,
+            "rows_per_second": self.rows_in / duration if duration > 0 else 0.0,
+        }
+
 
 class _LineRecorder:
     """Feeds csv.reader line by line and remembers the raw text of the current record."""

@@ -68,20 +68,12 @@ def score_file(
         errors.abort()
         raise
     else:
-        duration = time.perf_counter() - started
         report = BatchReport.model_validate(
             {
                 **base,
                 "status": "succeeded",
                 "outputs": {k: str(v) for k, v in paths.items() if k != "report"},
-                "rows_in": tally.rows_in,
-                "rows_scored": tally.rows_scored,
-                "rows_failed": tally.rows_failed,
-                "first_errors": tally.first_errors,
-                "passthrough_columns": tally.passthrough_columns,
-                "drift": tally.drift,
-                "duration_seconds": duration,
-                "rows_per_second": tally.rows_in / duration if duration > 0 else 0.0,
+                **tally.report_fields(time.perf_counter() - started),
             }
         )
     paths["report"].write_bytes(report.to_json())

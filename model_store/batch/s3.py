@@ -159,19 +159,8 @@ def score_s3_object(
         errors.abort()
         report(status="failed", reason=f"scoring stopped: {_describe(exc)}", model=model_info)
         raise
-    duration = time.perf_counter() - started
-    done = report(
-        status="succeeded",
-        model=model_info,
-        outputs=outputs,
-        rows_in=tally.rows_in,
-        rows_scored=tally.rows_scored,
-        rows_failed=tally.rows_failed,
-        first_errors=tally.first_errors,
-        passthrough_columns=tally.passthrough_columns,
-        drift=tally.drift,
-        rows_per_second=tally.rows_in / duration if duration > 0 else 0.0,
-    )
+    fields = tally.report_fields(time.perf_counter() - started)
+    done = report(status="succeeded", model=model_info, outputs=outputs, **fields)
     return Outcome(done, duplicate=False)
 
 

@@ -11,10 +11,7 @@ from typing import TYPE_CHECKING, Any
 from model_store.artifact import Artifact
 from model_store.cli.output import UsageError, emit, table
 from model_store.exceptions import (
-    AliasNotFoundError,
-    InvalidNameError,
     ModelNotFoundError,
-    VersionNotFoundError,
 )
 from model_store.manifest import Manifest
 from model_store.registry import AliasRecord, Registry, open_registry
@@ -135,18 +132,7 @@ def list_cmd(args: argparse.Namespace) -> int:
 
 def show(args: argparse.Namespace) -> int:
     registry = registry_from(args)
-    name, _, ref = args.ref.partition("@")
-    ref = ref or "production"
-    try:
-        manifest = registry.read_manifest(name, ref)
-    except (VersionNotFoundError, InvalidNameError):
-        try:
-            version = registry.resolve_alias(name, ref)
-        except (AliasNotFoundError, InvalidNameError):
-            raise VersionNotFoundError(
-                f"{name} has neither a version nor an alias {ref!r} in {registry.location}"
-            ) from None
-        manifest = registry.read_manifest(name, version)
+    manifest = registry.read_manifest(*registry.resolve_ref(args.ref))
     data = manifest.model_dump(mode="json")
     features = ", ".join(f"{f.name} [{f.stats.min:g}..{f.stats.max:g}]" for f in manifest.features)
     human = "\n".join(

@@ -43,11 +43,7 @@ def _model(args: argparse.Namespace) -> LoadedModel:
     if path.is_dir():
         return load_artifact_dir(path)
     registry = registry_from(args)
-    name, _, ref = args.model.partition("@")
-    ref = ref or "production"
-    if ref in registry.list_versions(name):
-        return load_model(registry, name, ref)
-    return load_model(registry, name, registry.resolve_alias(name, ref))
+    return load_model(registry, *registry.resolve_ref(args.model))
 
 
 class _Progress:

@@ -218,6 +218,19 @@ class Registry:
         except ValidationError as exc:
             raise ManifestError(f"{self.store.describe(key)} is invalid: {exc}") from None
 
+    def resolve_ref(self, ref: str, *, default_alias: str = "production") -> tuple[str, str]:
+        """``NAME``, ``NAME@VERSION`` or ``NAME@ALIAS`` to (name, version); versions first."""
+        name, _, target = ref.partition("@")
+        target = target or default_alias
+        if target in self.list_versions(name):
+            return name, target
+        try:
+            return name, self.resolve_alias(name, target)
+        except (AliasNotFoundError, InvalidNameError):
+            raise VersionNotFoundError(
+                f"{name} has neither a version nor an alias {target!r} in {self.location}"
+            ) from None
+
     def resolve_alias(self, name: str, alias: str) -> str:
         return self.alias_record(name, alias).version
 
