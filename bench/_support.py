@@ -134,3 +134,49 @@ def moto_server(port: int, *, host: str = "127.0.0.1", timeout: float = 30.0) ->
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send what child processes print (builds, installs) to stderr: stdout is for results."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def lambda_sdk_dir(python_version: str, root: Path | None = None) -> Path:
+    """boto3 for PYTHON_VERSION, as Lambda's Python runtimes provide it beside awslambdaric.
+
+    The target-runtime build leaves boto3 out of its layer (Lambda has it); to run that build
+    here, the venv's boto3 version goes in a directory of its own under .local/runtime
+    (gitignored), installed on first use and compiled to bytecode with that Python when this
+    machine has it (Lambda's runtime ships it compiled).
+    """
+    from importlib.metadata import version
+
+    from devstack.runtime import ROOT
+    from layers.build_layer import runtime_python
+
+    requirement = f"boto3=={version('boto3')}"
+    target = (root or ROOT) / ".local" / "runtime" / f"python{python_version}-sdk"
+    marker = target / ".installed"
+    if marker.exists() and marker.read_text().strip() == requirement:
+        return target
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    command += ["--no-compile", "--upgrade", "--target", str(target), "--only-binary=:all:"]
+    command += ["--python-version", python_version, "--implementation", "cp", requirement]
+    subprocess.run(command, check=True)
+    python = runtime_python(python_version)
+    if python is not None:
+        compile_all = [python, "-m", "compileall", "-q", "-j", "0"]
+        subprocess.run(
+            [*compile_all, "--invalidation-mode", "unchecked-hash", str(target)], check=True
+        )
+    marker.write_text(requirement + "\n")
+    return target
