@@ -53,6 +53,23 @@ def moto_endpoint() -> Iterator[str]:
         server.stop()
 
 
+def bucket_with_model(endpoint: str, artifact: Artifact, prefix: str = "") -> str:
+    """A new moto bucket whose registry (under PREFIX) has ARTIFACT as iris@1, promoted."""
+    import uuid
+
+    import boto3
+
+    from model_store import open_registry
+
+    bucket = f"models-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3", endpoint_url=endpoint)
+    client.create_bucket(Bucket=bucket)
+    registry = open_registry(f"s3://{bucket}/{prefix}", s3_client=client)
+    registry.publish(artifact, name="iris", version="1")
+    registry.promote("iris", "1")
+    return bucket
+
+
 @pytest.fixture
 def artifact_dir(tmp_path: Path, iris_artifact: Artifact) -> Path:
     return iris_artifact.write(tmp_path / "artifact")

@@ -18,7 +18,8 @@ from sklearn.datasets import load_iris
 
 from devstack.rie import FunctionSpec, RieProcess
 from devstack.runtime import base_python, build, runtime_dir
-from model_store import Artifact, open_registry
+from model_store import Artifact
+from tests.conftest import bucket_with_model
 from tests.events import load_event
 
 pytestmark = pytest.mark.slow
@@ -40,13 +41,7 @@ def built() -> Path:
 
 @pytest.fixture(scope="module")
 def model_bucket(moto_endpoint: str, iris_artifact: Artifact) -> str:
-    bucket = f"models-{uuid.uuid4().hex[:12]}"
-    client = boto3.client("s3", endpoint_url=moto_endpoint)
-    client.create_bucket(Bucket=bucket)
-    registry = open_registry(f"s3://{bucket}", s3_client=client)
-    registry.publish(iris_artifact, name="iris", version="1")
-    registry.promote("iris", "1")
-    return bucket
+    return bucket_with_model(moto_endpoint, iris_artifact)
 
 
 def spec(built: Path, name: str, handler: str, environment: dict[str, str]) -> FunctionSpec:

@@ -18,6 +18,7 @@ import pytest
 
 from devstack.rie import FunctionSpec, RieProcess
 from model_store import Artifact, open_registry
+from tests.conftest import bucket_with_model
 from tests.events import load_event
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -25,13 +26,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 @pytest.fixture
 def model_bucket(moto_endpoint: str, iris_artifact: Artifact) -> str:
-    bucket = f"models-{uuid.uuid4().hex[:12]}"
-    client = boto3.client("s3", endpoint_url=moto_endpoint)
-    client.create_bucket(Bucket=bucket)
-    registry = open_registry(f"s3://{bucket}/registry", s3_client=client)
-    registry.publish(iris_artifact, name="iris", version="1")
-    registry.promote("iris", "1")
-    return bucket
+    return bucket_with_model(moto_endpoint, iris_artifact, prefix="registry")
 
 
 @pytest.fixture
