@@ -11,7 +11,7 @@ BUILD_DIR := .aws-sam/build$(if $(filter 3.13,$(PYTHON_VERSION)),,-py$(PYTHON_VE
 SAM    := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test build validate clean
+.PHONY: help install lint format test build validate local invoke clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,5 +44,17 @@ validate: install  ## sam validate --lint and cfn-lint on template.yaml
 	$(SAM) validate --lint --region us-east-1
 	$(BIN)/cfn-lint template.yaml
 
+# The local stack runs the functions on this machine's Python (the build variant for it).
+API_PORT ?= 3000
+S3_PORT  ?= 4567
+FUNCTION ?= PredictApiFunction
+EVENT    ?= events/predict.json
+
+local: install  ## the whole system on this machine (no AWS, no Docker): API on :3000, S3 on :4567
+	$(BIN)/python -m devstack local --port $(API_PORT) --s3-port $(S3_PORT) $(ARGS)
+
+invoke: install  ## one function once under the Lambda RIE: make invoke FUNCTION=... EVENT=events/...json
+	$(BIN)/python -m devstack invoke $(FUNCTION) --event $(EVENT) $(ARGS)
+
 clean:  ## remove the venv, caches and build output
-	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache .hypothesis

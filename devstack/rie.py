@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 INVOKE_PATH = "/2015-03-31/functions/function/invocations"
+_INVOKE_FAILED = "Invoke DONE failed"
 _INIT_REPORT = re.compile(r"INIT REPORT\(durationMs: (?P<init>[\d.]+)\)")
 _REPORT = re.compile(
     r"REPORT RequestId: (?P<request_id>\S+)\s+"
@@ -80,6 +81,15 @@ class Report:
             line=line.strip(),
         )
 
+    def cloudwatch_line(self) -> str:
+        """The REPORT line as CloudWatch shows it, with the real init duration."""
+        init = f"Init Duration: {self.init_ms:.2f} ms\t" if self.init_ms is not None else ""
+        return (
+            f"REPORT RequestId: {self.request_id}\t{init}Duration: {self.duration_ms:.2f} ms\t"
+            f"Billed Duration: {self.billed_ms:.0f} ms\tMemory Size: {self.memory_mb} MB\t"
+            f"Max Memory Used: {self.max_memory_mb} MB"
+        )
+
 
 @dataclass(frozen=True)
 class Invocation:
@@ -92,6 +102,11 @@ class Invocation:
     def failed(self) -> bool:
         """The handler raised: Lambda answers with an errorType/errorMessage document."""
         return isinstance(self.payload, dict) and "errorType" in self.payload
+
+    @property
+    def crashed(self) -> bool:
+        """The runtime itself died (exit, signal, timeout): the environment is spent."""
+        return self.failed and str(self.payload["errorType"]).startswith(("Runtime.", "Sandbox."))
 
 
 @dataclass(frozen=True)
@@ -110,6 +125,8 @@ class FunctionSpec:
     runtime_dirs: Sequence[Path] = ()
     # Keep the interpreter's own site-packages off the path, as in Lambda.
     isolated: bool = False
+    # The deployed name (AWS_LAMBDA_FUNCTION_NAME), when it differs from the label.
+    function_name: str | None = None
 
     def python_path(self) -> list[str]:
         return [str(self.code_dir), *map(str, self.layer_dirs), *map(str, self.runtime_dirs)]
@@ -151,11 +168,11 @@ class RieProcess:
         }
         env.update(
             {
-                "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+                "AWS_LAMBDA_FUNCTION_NAME": spec.function_name or spec.name,
                 "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
                 "AWS_LAMBDA_FUNCTION_TIMEOUT": str(spec.timeout_s),
-                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.name}",
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.function_name or spec.name}",
                 "AWS_LAMBDA_LOG_STREAM_NAME": "local",
                 "AWS_REGION": self._base_env.get("AWS_REGION", "us-east-1"),
                 "AWS_DEFAULT_REGION": self._base_env.get("AWS_DEFAULT_REGION", "us-east-1"),
@@ -268,6 +285,9 @@ class RieProcess:
             init = _INIT_REPORT.search(line)
             if init is not None:
                 init_ms = float(init["init"])
+            if _INVOKE_FAILED in line:
+                # The runtime died mid-invocation: the emulator sends no REPORT line.
+                return logs, None
             report = Report.parse(line)
             if report is not None:
                 # This RIE's REPORT shows a near-zero Init Duration; its INIT REPORT line
@@ -280,6 +300,16 @@ class RieProcess:
     @property
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    def runtime_pids(self) -> list[int]:
+        """The runtime processes (the function's interpreter) the emulator started."""
+        if self._process is None:
+            return []
+        children: list[int] = []
+        for task in Path(f"/proc/{self._process.pid}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                children.extend(int(pid) for pid in task.read_text().split())
+        return children
 
     def stop(self) -> None:
         process = self._process

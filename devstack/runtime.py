@@ -59,9 +59,19 @@ def build_dir(python_version: str | None = None, root: Path = ROOT) -> Path:
     return root / ".aws-sam" / ("build" if version == "3.13" else f"build-py{version}")
 
 
-def build(python_version: str | None = None, root: Path = ROOT) -> Path:
+class BuildError(RuntimeError):
+    """`make build` failed; the message ends with its output."""
+
+
+def build(python_version: str | None = None, root: Path = ROOT, *, quiet: bool = False) -> Path:
     """`make build` for this Python (cached by sam: quick when nothing changed)."""
     version = python_version or local_python_version()
     command = ["make", "--no-print-directory", "build", f"PYTHON_VERSION={version}"]
-    subprocess.run(command, cwd=root, check=True)
+    if not quiet:
+        subprocess.run(command, cwd=root, check=True)
+        return build_dir(version, root)
+    result = subprocess.run(command, cwd=root, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip().splitlines()
+        raise BuildError(f"{' '.join(command)} failed:\n" + "\n".join(output[-40:]))
     return build_dir(version, root)
