@@ -143,6 +143,7 @@ def local(args: argparse.Namespace) -> int:
         env_file=Path(args.env_vars) if args.env_vars else None,
         max_environments=args.max_environments,
         verbose=args.verbose,
+        state_dir=Path(args.state_dir) if args.state_dir else None,
     )
     stack = LocalStack(config, log=printer)
     stopping = threading.Event()
@@ -176,17 +177,20 @@ def invoke(args: argparse.Namespace) -> int:
     config = StackConfig(
         parameter_overrides=parse_overrides(args.parameter_overrides),
         env_file=Path(args.env_vars) if args.env_vars else None,
+        state_dir=Path(args.state_dir) if args.state_dir else None,
     )
     try:
         event = json.loads(Path(args.event).read_text())
     except (OSError, ValueError) as exc:
         print(f"make invoke: cannot read event {args.event}: {exc}", file=sys.stderr)
         return 2
-    try:
-        build_dir = runtime.build(config.python_version, config.root, quiet=True)
-    except runtime.BuildError as exc:
-        print(f"make invoke: {exc}", file=sys.stderr)
-        return 2
+    build_dir = runtime.build_dir(config.python_version, config.root)
+    if not args.skip_build:
+        try:
+            build_dir = runtime.build(config.python_version, config.root, quiet=True)
+        except runtime.BuildError as exc:
+            print(f"make invoke: {exc}", file=sys.stderr)
+            return 2
     try:
         template = Template(
             build_dir / "template.yaml",
@@ -278,9 +282,13 @@ def build_parser() -> argparse.ArgumentParser:
     invoke_parser.add_argument(
         "--s3-endpoint", help="S3 endpoint (default: the running make local)"
     )
+    invoke_parser.add_argument(
+        "--skip-build", action="store_true", help="use the last build as it is (faster)"
+    )
     invoke_parser.set_defaults(handler=invoke)
 
     for sub in (local_parser, invoke_parser):
+        sub.add_argument("--state-dir", help="local state (default: .local in the checkout)")
         sub.add_argument(
             "--env-vars", default=str(ROOT / "events" / "env.json"), help="env.json overrides"
         )

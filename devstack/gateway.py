@@ -33,6 +33,7 @@ from devstack.usage import Decision, Verdict
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 INTEGRATION_TIMEOUT = 29.0  # API Gateway's default integration timeout
+_DISCARD_LIMIT = 64 * 1024 * 1024
 
 
 class KeyChecker(Protocol):
@@ -239,7 +240,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length > gateway.max_body_bytes:
             outcome = Outcome(error_response(TOO_LARGE, str(uuid.uuid4())), None, None)
-            self.close_connection = True  # the body stays unread
+            self._discard(length)
         else:
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
                 body = self._read_chunked(gateway.max_body_bytes)
@@ -259,6 +260,18 @@ class _RequestHandler(BaseHTTPRequestHandler):
             note = f" ({outcome.note})" if outcome.note else ""
             status = outcome.response.status
             gateway.on_access(f"{self.command} {self.path} {status} {elapsed_ms:.0f} ms{key}{note}")
+
+    def _discard(self, length: int) -> None:
+        # Read what the client sends so it sees the 413 rather than a broken pipe; a body
+        # far over the limit is cut off instead.
+        if length > _DISCARD_LIMIT:
+            self.close_connection = True
+            return
+        while length > 0:
+            chunk = self.rfile.read(min(length, 1 << 20))
+            if not chunk:
+                break
+            length -= len(chunk)
 
     def _read_chunked(self, limit: int) -> bytes | None:
         body = bytearray()

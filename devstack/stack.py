@@ -13,6 +13,7 @@ import functools
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -116,6 +117,20 @@ def load_env_file(path: Path | None) -> dict[str, dict[str, Any]]:
     return document
 
 
+def snapshot(build_dir: Path, target: Path) -> Path:
+    """A private copy of the build, so a `make build` elsewhere (`make test` in another
+    terminal) cannot pull the code from under running functions. Hard links: instant."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copytree(build_dir, target, symlinks=True, copy_function=os.link)
+    except OSError:  # another filesystem: copy instead
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(build_dir, target, symlinks=True)
+    return target
+
+
 def port_is_free(host: str, port: int) -> bool:
     with socket.socket() as sock:
         try:
@@ -199,6 +214,7 @@ class LocalStack:
             self._log("local", f"built in {time.perf_counter() - started:.1f} s ({build_dir})")
         if not (build_dir / "template.yaml").exists():
             raise StackError(f"{build_dir} has no built template; run make build")
+        build_dir = snapshot(build_dir, config.state / "build")
         self._step("build", started)
         try:
             self.template = Template(
