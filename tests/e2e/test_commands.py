@@ -219,3 +219,16 @@ def test_make_invoke_names_the_functions_when_one_is_unknown() -> None:
     assert result.returncode == 2
     assert "PredictApiFunction" in result.stderr
     assert "BatchScoringFunction" in result.stderr
+
+
+def test_a_second_stack_on_the_same_ports_says_so_and_starts_nothing(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    from devstack.stack import StackConfig, StackError
+
+    taken = int(stack.s3_endpoint.rsplit(":", 1)[1])
+    second = LocalStack(StackConfig(api_port=0, s3_port=taken, state_dir=tmp_path, build=False))
+    with pytest.raises(StackError, match=f"port {taken} .* is in use"):
+        second.start()
+    assert second.pools == {}
+    assert not (tmp_path / "stack.json").exists()
