@@ -59,11 +59,20 @@ QUOTA_EXCEEDED = GatewayError(429, "LimitExceededException", "Limit Exceeded")
 TOO_LARGE = GatewayError(413, "RequestEntityTooLargeException", "Request Too Long")
 TIMED_OUT = GatewayError(504, "IntegrationTimeout", "Endpoint request timed out")
 INTERNAL = GatewayError(502, "InternalServerErrorException", "Internal server error")
+BAD_REQUEST = GatewayError(400, "BadRequestException", "Bad Request")
+GATEWAY_FAILURE = GatewayError(500, "InternalServerErrorException", "Internal server error")
 _BY_VERDICT = {
     Verdict.FORBIDDEN: FORBIDDEN,
     Verdict.THROTTLED: THROTTLED,
     Verdict.QUOTA_EXCEEDED: QUOTA_EXCEEDED,
 }
+
+
+def _specificity(route: Route) -> tuple[int, int, int]:
+    segments = route.path.strip("/").split("/")
+    greedy = sum(segment.endswith("+}") for segment in segments)
+    parameters = sum(segment.startswith("{") for segment in segments)
+    return greedy, parameters, -len(segments)
 
 
 def error_response(error: GatewayError, request_id: str) -> HttpResponse:
@@ -113,7 +122,9 @@ class LocalGateway:
         self.max_body_bytes = max_body_bytes
         self.integration_timeout = integration_timeout
         self.on_access = on_access
-        self._routes = [(route, route.pattern()) for route in api.routes]
+        # API Gateway picks the most specific resource: literal segments before {param},
+        # {param} before a greedy {proxy+}, whatever the declaration order.
+        self._routes = [(route, route.pattern()) for route in sorted(api.routes, key=_specificity)]
         # Integrations that outlive the gateway's timeout keep running, as in Lambda.
         self._integrations = concurrent.futures.ThreadPoolExecutor(
             max_workers=64, thread_name_prefix="integration"
@@ -237,22 +248,33 @@ class _RequestHandler(BaseHTTPRequestHandler):
         started = time.perf_counter()
         gateway = self.gateway
         headers = list(self.headers.items())
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > gateway.max_body_bytes:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0:
+            outcome = Outcome(error_response(BAD_REQUEST, str(uuid.uuid4())), None, None)
+            self.close_connection = True  # the body's end is unknown
+        elif length > gateway.max_body_bytes:
             outcome = Outcome(error_response(TOO_LARGE, str(uuid.uuid4())), None, None)
             self._discard(length)
         else:
-            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                body = self._read_chunked(gateway.max_body_bytes)
-            else:
-                body = self.rfile.read(length) if length else b""
-            if body is None:
+            body: bytes | None
+            try:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    body = self._read_chunked(gateway.max_body_bytes)
+                else:
+                    body = self.rfile.read(length) if length else b""
+            except ValueError:  # a broken chunk size
+                body, length = b"", -1
+            if length < 0:
+                outcome = Outcome(error_response(BAD_REQUEST, str(uuid.uuid4())), None, None)
+                self.close_connection = True
+            elif body is None:
                 outcome = Outcome(error_response(TOO_LARGE, str(uuid.uuid4())), None, None)
                 self.close_connection = True
             else:
-                outcome = gateway.handle(
-                    self.command, self.path, headers, body, self.client_address[0]
-                )
+                outcome = self._handle(headers, body)
         self._write(outcome.response)
         if gateway.on_access is not None:
             elapsed_ms = (time.perf_counter() - started) * 1000
@@ -260,6 +282,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
             note = f" ({outcome.note})" if outcome.note else ""
             status = outcome.response.status
             gateway.on_access(f"{self.command} {self.path} {status} {elapsed_ms:.0f} ms{key}{note}")
+
+    def _handle(self, headers: list[tuple[str, str]], body: bytes) -> Outcome:
+        try:
+            return self.gateway.handle(
+                self.command, self.path, headers, body, self.client_address[0]
+            )
+        except Exception as exc:  # e.g. the key store (moto) went away: answer, don't hang up
+            error = error_response(GATEWAY_FAILURE, str(uuid.uuid4()))
+            return Outcome(error, None, None, f"{type(exc).__name__}: {exc}")
 
     def _discard(self, length: int) -> None:
         # Read what the client sends so it sees the 413 rather than a broken pipe; a body

@@ -102,7 +102,8 @@ class S3Notifier:
         self._retry_attempts = dict(retry_attempts or {})
         self._retry_delay = retry_delay
         self._on_log = on_log or (lambda line: None)
-        self._seen: set[tuple[str, str, str]] = set()
+        # Per trigger: two triggers on one bucket each get the objects matching their filter.
+        self._seen: set[tuple[int, str, str, str]] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._deliveries = concurrent.futures.ThreadPoolExecutor(
@@ -127,14 +128,14 @@ class S3Notifier:
 
     def prime(self) -> None:
         """Objects already there were announced before this stack started."""
-        for trigger in self._triggers:
-            self._seen.update(self._identity(v) for v in self._versions(trigger))
+        for index, trigger in enumerate(self._triggers):
+            self._seen.update((index, *self._identity(v)) for v in self._versions(trigger))
 
     def poll_once(self) -> int:
         announced = 0
         for index, trigger in enumerate(self._triggers):
             for obj in self._versions(trigger):
-                identity = self._identity(obj)
+                identity = (index, *self._identity(obj))
                 if identity in self._seen:
                     continue
                 self._seen.add(identity)

@@ -6,6 +6,7 @@ once per Python version under .local/runtime (gitignored), outside any function'
 
 from __future__ import annotations
 
+import fcntl
 import platform
 import subprocess
 import sys
@@ -66,6 +67,16 @@ class BuildError(RuntimeError):
 def build(python_version: str | None = None, root: Path = ROOT, *, quiet: bool = False) -> Path:
     """`make build` for this Python (cached by sam: quick when nothing changed)."""
     version = python_version or local_python_version()
+    # Two builds of one directory at once break each other (sam: "Directory not empty"):
+    # a test run and `make local` in another terminal take turns instead.
+    lock_path = build_dir(version, root).parent / f".build-{version}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build(version, root, quiet=quiet)
+
+
+def _build(version: str, root: Path, *, quiet: bool) -> Path:
     command = ["make", "--no-print-directory", "build", f"PYTHON_VERSION={version}"]
     if not quiet:
         subprocess.run(command, cwd=root, check=True)

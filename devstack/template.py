@@ -20,7 +20,7 @@ from samcli.yamlhelper import yaml_parse
 
 LOCAL_ACCOUNT = "123456789012"  # moto's default account
 _N = TypeVar("_N", int, float)
-_SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
+_SUB_VARIABLE = re.compile(r"\$\{([^}]+)\}")
 
 
 class TemplateError(Exception):
@@ -153,6 +153,8 @@ class Template:
             pattern = spec.get("AllowedPattern")
             if pattern is not None and not re.fullmatch(pattern, value):
                 raise TemplateError(f"parameter {name}={value!r} does not match {pattern}")
+            if spec.get("Type") == "Number":
+                _check_number(name, value, spec)
             values[name] = value
         return values
 
@@ -184,7 +186,10 @@ class Template:
             "AWS::Serverless::Function": "FunctionName",
             "AWS::Serverless::Api": "Name",
         }.get(resource["Type"])
-        if name_key and name_key in properties:
+        if name_key is None:
+            # Other resources' Refs are ARNs or URLs the local stack does not make.
+            raise TemplateError(f"!Ref {logical_id} ({resource['Type']}) is not resolved locally")
+        if name_key in properties:
             name = self.resolve(properties[name_key])
         else:
             name = f"{self.stack_name}-{_kebab(logical_id)}"
@@ -226,7 +231,14 @@ class Template:
                 return self._ref(argument)
             if function == "Fn::Sub":
                 text, variables = (argument, {}) if isinstance(argument, str) else argument
-                return _SUB_VARIABLE.sub(lambda m: self._sub_variable(m[1], variables), text)
+                return _SUB_VARIABLE.sub(
+                    lambda m: (
+                        "${" + m[1][1:] + "}"  # ${!Name} is the literal ${Name}
+                        if m[1].startswith("!")
+                        else self._sub_variable(m[1], variables)
+                    ),
+                    text,
+                )
             if function == "Fn::GetAtt":
                 target, attribute = (
                     argument.split(".", 1) if isinstance(argument, str) else argument
@@ -391,6 +403,17 @@ class Template:
                     )
                 )
         return triggers
+
+
+def _check_number(name: str, value: str, spec: Mapping[str, Any]) -> None:
+    try:
+        number = float(value)
+    except ValueError:
+        raise TemplateError(f"parameter {name}={value!r} is not a number") from None
+    if "MinValue" in spec and number < float(spec["MinValue"]):
+        raise TemplateError(f"parameter {name}={value} is below its MinValue {spec['MinValue']}")
+    if "MaxValue" in spec and number > float(spec["MaxValue"]):
+        raise TemplateError(f"parameter {name}={value} is above its MaxValue {spec['MaxValue']}")
 
 
 def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
