@@ -239,6 +239,9 @@ class _Server(ThreadingHTTPServer):
 class _RequestHandler(BaseHTTPRequestHandler):
     gateway: LocalGateway
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes; with Nagle on, a keep-alive client's delayed
+    # ACK holds the body back ~40 ms.
+    disable_nagle_algorithm = True
     server_version = "local-apigateway"
 
     def log_message(self, format: str, *args: Any) -> None:
