@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from devstack import runtime
-from devstack.rie import FunctionSpec, RieProcess
+from devstack.rie import RieProcess
 from devstack.stack import (
     ROOT,
     LocalStack,
     StackConfig,
     StackError,
     function_environment,
+    lambda_spec,
     load_env_file,
+    sandbox_base_env,
 )
 from devstack.template import Template, TemplateError
 
@@ -40,7 +42,7 @@ class Printer:
     def __call__(self, source: str, line: str) -> None:
         name = source.split("#", 1)[0]
         color = self._colors.setdefault(name, _COLORS[len(self._colors) % len(_COLORS)])
-        prefix = f"{source:<22}|"
+        prefix = f"{source:<23}|"
         if self.color:
             prefix = f"\033[{color}m{prefix}\033[0m"
         with self._lock:
@@ -65,14 +67,15 @@ def banner(stack: LocalStack, seconds: float) -> str:
     )
     trigger = next(iter(stack.template.s3_triggers()), None)
     prefix = trigger.prefix if trigger else ""
-    environment = next(iter(stack.pools.values())).spec.environment
+    environment = stack.model_environment() or {}
     registry = f"s3://{environment.get('MODEL_BUCKET', '')}/{environment.get('MODEL_PREFIX', '')}"
     aws_env = "AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_DEFAULT_REGION=" + (
         stack.config.region
     )
-    record = json.dumps(example_record(stack))
-    csv_header = ",".join(example_record(stack))
-    csv_row = ",".join(str(v) for v in example_record(stack).values())
+    example = example_record(stack)
+    record = json.dumps(example)
+    csv_header = ",".join(example)
+    csv_row = ",".join(str(v) for v in example.values())
     url = stack.api_url
     key = stack.api_key
     lines = [
@@ -117,7 +120,9 @@ def example_record(stack: LocalStack) -> dict[str, float]:
     from model_store.registry import Registry, S3Store
     from model_store.schema import example_record as from_manifest
 
-    environment = next(iter(stack.pools.values())).spec.environment
+    environment = stack.model_environment()
+    if environment is None:
+        return {}
     registry = Registry(
         S3Store(
             stack.client("s3"), environment["MODEL_BUCKET"], environment.get("MODEL_PREFIX", "")
@@ -222,20 +227,10 @@ def invoke(args: argparse.Namespace) -> int:
         s3_endpoint=args.s3_endpoint or endpoint,
         region=config.region,
     )
-    spec = FunctionSpec(
-        name=args.function,
-        handler=function.handler,
-        code_dir=function.code_dir,
-        layer_dirs=function.layer_dirs,
-        environment=environment,
-        memory_mb=function.memory_mb,
-        timeout_s=function.timeout_s,
-        python=runtime.base_python(),
-        runtime_dirs=[runtime.runtime_dir(config.python_version, config.root)],
-        isolated=True,
-        function_name=function.name,
+    spec = lambda_spec(
+        function, environment, runtime.runtime_dir(config.python_version, config.root)
     )
-    with RieProcess(spec, base_env={"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8"}) as rie:
+    with RieProcess(spec, base_env=sandbox_base_env()) as rie:
         result = rie.invoke(event)
     for line in result.logs:
         if "(rapid)" not in line and not line.startswith("REPORT"):

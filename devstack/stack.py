@@ -105,6 +105,30 @@ def function_environment(
     return environment
 
 
+def lambda_spec(
+    function: FunctionDef, environment: Mapping[str, str], runtime_dir: Path
+) -> FunctionSpec:
+    """How the RIE runs FUNCTION as Lambda would: built code and layers only, isolated."""
+    return FunctionSpec(
+        name=function.logical_id,
+        handler=function.handler,
+        code_dir=function.code_dir,
+        layer_dirs=function.layer_dirs,
+        environment=environment,
+        memory_mb=function.memory_mb,
+        timeout_s=function.timeout_s,
+        python=runtime.base_python(),
+        runtime_dirs=[runtime_dir],
+        isolated=True,
+        function_name=function.name,
+    )
+
+
+def sandbox_base_env() -> dict[str, str]:
+    """What a function inherits from this machine: nothing but PATH and a UTF-8 locale."""
+    return {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8"}
+
+
 def load_env_file(path: Path | None) -> dict[str, dict[str, Any]]:
     if path is None:
         return {}
@@ -247,24 +271,11 @@ class LocalStack:
                 s3_endpoint=self.s3_endpoint,
                 region=config.region,
             )
-            spec = FunctionSpec(
-                name=logical_id,
-                handler=function.handler,
-                code_dir=function.code_dir,
-                layer_dirs=function.layer_dirs,
-                environment=environment,
-                memory_mb=function.memory_mb,
-                timeout_s=function.timeout_s,
-                python=runtime.base_python(),
-                runtime_dirs=[runtime_dir],
-                isolated=True,
-                function_name=function.name,
-            )
             self.pools[logical_id] = FunctionPool(
-                spec,
+                lambda_spec(function, environment, runtime_dir),
                 max_environments=config.max_environments,
                 on_log=self._function_log,
-                base_env={"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8"},
+                base_env=sandbox_base_env(),
             )
 
         if config.seed_model:
@@ -415,12 +426,25 @@ class LocalStack:
     def _seed_model(self) -> None:
         from devstack.seed import seed_registry
 
-        environment = self.pools[next(iter(self.pools))].spec.environment
+        environment = self.model_environment()
+        if environment is None:
+            return
         seed_registry(
             s3=self.client("s3"),
             environment=environment,
             cache_dir=self.config.state / "seed",
             log=lambda line: self._log("local", line),
+        )
+
+    def model_environment(self) -> Mapping[str, str] | None:
+        """The environment of the first function that serves a model from the registry."""
+        return next(
+            (
+                p.spec.environment
+                for p in self.pools.values()
+                if p.spec.environment.get("MODEL_BUCKET")
+            ),
+            None,
         )
 
     def _write_state(self) -> None:
