@@ -80,7 +80,9 @@ def banner(stack: LocalStack, seconds: float) -> str:
     key = stack.api_key
     lines = [
         "",
-        f"ready in {seconds:.1f} s",
+        f"ready in {seconds:.1f} s ("
+        + ", ".join(f"{step} {took:.1f} s" for step, took in stack.timings.items())
+        + ")",
         "",
         f"  API            {url}   (routes: "
         + ", ".join(f"{r.method} {r.path}" for g in stack.gateways for r in g.api.routes)

@@ -8,6 +8,7 @@ delivered asynchronously with the retries the function's EventInvokeConfig allow
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import itertools
 import secrets
@@ -109,7 +110,10 @@ class S3Notifier:
         self._deliveries = concurrent.futures.ThreadPoolExecutor(
             max_workers=8, thread_name_prefix="s3-notification"
         )
-        self.delivered: list[concurrent.futures.Future[Invocation | None]] = []
+        # The latest deliveries (a long-running stack must not keep every one).
+        self.delivered: collections.deque[concurrent.futures.Future[Invocation | None]] = (
+            collections.deque(maxlen=1000)
+        )
 
     def _versions(self, trigger: S3Trigger) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []

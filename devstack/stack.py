@@ -188,7 +188,6 @@ class LocalStack:
         self.gateways: list[LocalGateway] = []
         self.notifier: S3Notifier | None = None
         self.api_key: str = ""
-        self.api_key_id: str = ""
         self.usage_plan_id: str = ""
         self.buckets: dict[str, str] = {}
         self.timings: dict[str, float] = {}
@@ -258,7 +257,7 @@ class LocalStack:
 
         started = time.perf_counter()
         self._create_buckets()
-        plans = self._create_apis(apis)
+        api_ids = self._create_apis(apis)
         self._step("provision", started)
 
         env_file = load_env_file(config.env_file)
@@ -283,7 +282,7 @@ class LocalStack:
             self._seed_model()
             self._step("model", started)
 
-        for index, (api, (api_id, _plan)) in enumerate(zip(apis, plans, strict=True)):
+        for index, (api, api_id) in enumerate(zip(apis, api_ids, strict=True)):
             gateway = LocalGateway(
                 api,
                 api_id=api_id,
@@ -360,14 +359,13 @@ class LocalStack:
         path.write_text(value + "\n")
         return value
 
-    def _create_apis(self, apis: list[ApiSpec]) -> list[tuple[str, str]]:
+    def _create_apis(self, apis: list[ApiSpec]) -> list[str]:
         assert self.template is not None
         client: APIGatewayClient = self.client("apigateway")
         created = []
         for api in apis:
             api_id = client.create_rest_api(name=api.name)["id"]
             self.template.set_physical(api.logical_id, api_id)
-            plan_id = ""
             if api.usage_plan is not None:
                 plan = api.usage_plan
                 arguments: dict[str, Any] = {
@@ -400,12 +398,8 @@ class LocalStack:
                 self.template.set_physical(f"{api.logical_id}UsagePlan", plan_id)
                 self.template.set_physical(f"{api.logical_id}ApiKey", key["id"])
                 if not self.api_key:
-                    self.api_key, self.api_key_id, self.usage_plan_id = (
-                        key["value"],
-                        key["id"],
-                        plan_id,
-                    )
-            created.append((api_id, plan_id))
+                    self.api_key, self.usage_plan_id = key["value"], plan_id
+            created.append(api_id)
         return created
 
     def _register_stack_outputs(self) -> None:
