@@ -62,10 +62,8 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
 def banner(stack: LocalStack, seconds: float) -> str:
     assert stack.template is not None
     endpoint = stack.s3_endpoint
-    data_bucket = next(
-        (t.bucket for t in stack.template.s3_triggers()), next(iter(stack.buckets.values()), "")
-    )
     trigger = next(iter(stack.template.s3_triggers()), None)
+    data_bucket = trigger.bucket if trigger else next(iter(stack.buckets.values()), "")
     prefix = trigger.prefix if trigger else ""
     environment = stack.model_environment() or {}
     registry = f"s3://{environment.get('MODEL_BUCKET', '')}/{environment.get('MODEL_PREFIX', '')}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -330,29 +330,32 @@ class Template:
             for logical_id, resource in self._of_type("AWS::S3::Bucket").items()
         ]
 
-    def apis(self) -> list[ApiSpec]:
-        routes: dict[str, list[Route]] = {}
+    def _events(self, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(function id, event properties) of every function event of type KIND."""
         for function_id in self._of_type("AWS::Serverless::Function"):
             props = self._function_properties(function_id)
             for event in (props.get("Events") or {}).values():
-                if event.get("Type") != "Api":
-                    continue
-                properties = event["Properties"]
-                api_ref = properties.get("RestApiId")
-                if not (isinstance(api_ref, dict) and "Ref" in api_ref):
-                    raise TemplateError(f"{function_id}: Api events need an explicit RestApiId")
-                api_id = api_ref["Ref"]
-                api_auth = self.resources[api_id]["Properties"].get("Auth") or {}
-                auth = properties.get("Auth") or {}
-                required = auth.get("ApiKeyRequired", api_auth.get("ApiKeyRequired", False))
-                routes.setdefault(api_id, []).append(
-                    Route(
-                        method=str(properties["Method"]).upper(),
-                        path=str(properties["Path"]),
-                        function=function_id,
-                        api_key_required=bool(required),
-                    )
+                if event.get("Type") == kind:
+                    yield function_id, event["Properties"]
+
+    def apis(self) -> list[ApiSpec]:
+        routes: dict[str, list[Route]] = {}
+        for function_id, properties in self._events("Api"):
+            api_ref = properties.get("RestApiId")
+            if not (isinstance(api_ref, dict) and "Ref" in api_ref):
+                raise TemplateError(f"{function_id}: Api events need an explicit RestApiId")
+            api_id = api_ref["Ref"]
+            api_auth = self.resources[api_id]["Properties"].get("Auth") or {}
+            auth = properties.get("Auth") or {}
+            required = auth.get("ApiKeyRequired", api_auth.get("ApiKeyRequired", False))
+            routes.setdefault(api_id, []).append(
+                Route(
+                    method=str(properties["Method"]).upper(),
+                    path=str(properties["Path"]),
+                    function=function_id,
+                    api_key_required=bool(required),
                 )
+            )
         result = []
         for api_id, resource in self._of_type("AWS::Serverless::Api").items():
             props = resource["Properties"]
@@ -384,24 +387,19 @@ class Template:
 
     def s3_triggers(self) -> list[S3Trigger]:
         triggers = []
-        for function_id in self._of_type("AWS::Serverless::Function"):
-            props = self._function_properties(function_id)
-            for event in (props.get("Events") or {}).values():
-                if event.get("Type") != "S3":
-                    continue
-                properties = event["Properties"]
-                events = properties["Events"]
-                rules = ((properties.get("Filter") or {}).get("S3Key") or {}).get("Rules", [])
-                by_name = {str(r["Name"]).lower(): self.resolve(r["Value"]) for r in rules}
-                triggers.append(
-                    S3Trigger(
-                        function=function_id,
-                        bucket=self.resolve(properties["Bucket"]),
-                        events=tuple([events] if isinstance(events, str) else events),
-                        prefix=by_name.get("prefix", ""),
-                        suffix=by_name.get("suffix", ""),
-                    )
+        for function_id, properties in self._events("S3"):
+            events = properties["Events"]
+            rules = ((properties.get("Filter") or {}).get("S3Key") or {}).get("Rules", [])
+            by_name = {str(r["Name"]).lower(): self.resolve(r["Value"]) for r in rules}
+            triggers.append(
+                S3Trigger(
+                    function=function_id,
+                    bucket=self.resolve(properties["Bucket"]),
+                    events=tuple([events] if isinstance(events, str) else events),
+                    prefix=by_name.get("prefix", ""),
+                    suffix=by_name.get("suffix", ""),
                 )
+            )
         return triggers
 
 

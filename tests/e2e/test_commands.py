@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -92,6 +93,10 @@ def make_local(
                 break
             assert time.monotonic() < deadline, "make local did not get ready"
         assert any(line.startswith("ready in") for line in banner), "\n".join(banner)
+        # Keep reading the function logs: a full pipe would block the stack's printing.
+        logs: list[str] = []
+        drain = threading.Thread(target=logs.extend, args=(process.stdout,), daemon=True)
+        drain.start()
         yield Running(process, banner, state)
     finally:
         if process.poll() is None:
