@@ -1,7 +1,9 @@
 """model_store: train, package, version, load and score scikit-learn models.
 
 The public API is what this module exports. It never imports a web framework or a
-Lambda runtime; boto3 clients are passed in or built by ``model_store.aws``.
+Lambda runtime; boto3 clients are passed in or built by ``model_store.aws``. Importing it
+imports neither scikit-learn nor joblib nor ONNX Runtime: each serving runtime is imported
+when a model is first loaded with it.
 """
 
 from model_store.artifact import Artifact
@@ -12,6 +14,7 @@ from model_store.exceptions import (
     IntegrityError,
     InvalidNameError,
     ManifestError,
+    MissingFormError,
     ModelNotFoundError,
     ModelStoreError,
     ModelUnavailableError,
@@ -24,12 +27,14 @@ from model_store.exceptions import (
 )
 from model_store.loader import ModelLoader
 from model_store.loading import LoadedModel, load_model
-from model_store.manifest import Manifest
+from model_store.manifest import Manifest, OnnxForm, ParityProof
 from model_store.registry import Registry, open_registry
+from model_store.runtimes import RUNTIME_NAMES, ModelRuntime, RuntimeName
 from model_store.schema import batch_model, example_record, record_model, records_matrix
-from model_store.scoring import Predictions, predict
+from model_store.scoring import Predictions
 
 __all__ = [
+    "RUNTIME_NAMES",
     "AliasNotFoundError",
     "Artifact",
     "IncompatibleModelError",
@@ -39,15 +44,20 @@ __all__ = [
     "LoadedModel",
     "Manifest",
     "ManifestError",
+    "MissingFormError",
     "ModelLoader",
     "ModelNotFoundError",
+    "ModelRuntime",
     "ModelStoreError",
     "ModelUnavailableError",
     "NotFoundError",
     "NothingToRollBackError",
+    "OnnxForm",
+    "ParityProof",
     "Predictions",
     "Registry",
     "RegistryError",
+    "RuntimeName",
     "TrainingDataError",
     "VersionExistsError",
     "VersionNotFoundError",
@@ -55,7 +65,6 @@ __all__ = [
     "example_record",
     "load_model",
     "open_registry",
-    "predict",
     "record_model",
     "records_matrix",
 ]

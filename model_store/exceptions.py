@@ -51,6 +51,10 @@ class IncompatibleModelError(ModelStoreError):
     """The running libraries cannot safely load the artifact."""
 
 
+class MissingFormError(ModelStoreError):
+    """The model has no form the requested serving runtime can run (no ONNX form, say)."""
+
+
 class RegistryError(ModelStoreError):
     """The storage behind the registry failed (S3 error, permissions, network)."""
 

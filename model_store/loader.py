@@ -17,6 +17,7 @@ from model_store.exceptions import ModelStoreError, ModelUnavailableError
 from model_store.loading import DEFAULT_CACHE_DIR, LoadedModel, load_model
 from model_store.manifest import Manifest
 from model_store.registry import Registry
+from model_store.runtimes import RuntimeName
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ class ModelLoader:
         *,
         alias: str = "production",
         version: str | None = None,
+        runtime: RuntimeName = "sklearn",
         refresh_seconds: float = 60.0,
         cache_dir: Path | None = DEFAULT_CACHE_DIR,
         allow_version_mismatch: bool = False,
@@ -39,6 +41,7 @@ class ModelLoader:
         self.name = name
         self.alias = alias
         self.pinned_version = version
+        self.runtime: RuntimeName = runtime
         self.refresh_seconds = refresh_seconds
         self.cache_dir = cache_dir
         self.allow_version_mismatch = allow_version_mismatch
@@ -102,14 +105,16 @@ class ModelLoader:
             self.registry,
             self.name,
             version,
+            runtime=self.runtime,
             cache_dir=self.cache_dir,
             allow_version_mismatch=self.allow_version_mismatch,
         )
         log.info(
-            "loaded model %s version %s (%s) in %.3fs%s",
+            "loaded model %s version %s (%s, %s runtime) in %.3fs%s",
             self.name,
             loaded.version,
             loaded.manifest.algorithm,
+            self.runtime,
             loaded.load_seconds,
             " from cache" if loaded.from_cache else "",
         )

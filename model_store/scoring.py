@@ -1,4 +1,4 @@
-"""One vectorised scoring path, shared by the API and the batch engine."""
+"""What scoring takes and gives, whichever runtime scores: a float matrix in, Predictions out."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import numpy as np
 import numpy.typing as npt
 
 from model_store.exceptions import InputError
-from model_store.manifest import Manifest
 
 Matrix = npt.NDArray[np.float64]
 
@@ -22,6 +21,20 @@ class Predictions:
     labels: list[str]
     classes: list[str]
     probabilities: Matrix | None
+
+    @classmethod
+    def from_probabilities(cls, probabilities: Matrix, classes: list[str]) -> Predictions:
+        """The label is the most probable class (ties: the first in class order).
+
+        One model pass gives both, and both runtimes decide labels the same way, so the
+        reported label and probabilities always agree.
+        """
+        labels = [classes[i] for i in probabilities.argmax(axis=1).tolist()]
+        return cls(labels, classes, probabilities)
+
+    @classmethod
+    def empty(cls, classes: list[str]) -> Predictions:
+        return cls([], classes, np.empty((0, len(classes))))
 
     def probability_dicts(self) -> list[dict[str, float]] | None:
         if self.probabilities is None:
@@ -42,38 +55,24 @@ def records_to_matrix(records: Sequence[Mapping[str, float]], features: Sequence
     return matrix.reshape(len(records), len(features))
 
 
-def _as_matrix(rows: Any, features: Sequence[str]) -> Matrix:
+def as_matrix(rows: Any, features: Sequence[str]) -> Matrix:
+    """Records, a DataFrame or a matrix (feature order) as a checked float64 matrix."""
     if hasattr(rows, "columns"):  # a pandas DataFrame: select by name, in feature order
         missing = [name for name in features if name not in rows.columns]
         if missing:
             raise InputError(f"missing feature columns: {', '.join(missing)}")
         try:
-            return np.asarray(rows[list(features)].to_numpy(dtype=np.float64))
+            matrix = np.asarray(rows[list(features)].to_numpy(dtype=np.float64))
         except (TypeError, ValueError) as exc:
             raise InputError(f"feature columns must hold numbers only: {exc}") from None
-    if isinstance(rows, np.ndarray):
+    elif isinstance(rows, np.ndarray):
         if rows.dtype.kind not in "biuf":
             raise InputError(f"features must be real numbers, got an array of {rows.dtype}")
-        return rows.astype(np.float64, copy=False)
-    return records_to_matrix(rows, features)
-
-
-def predict(estimator: Any, manifest: Manifest, rows: Any) -> Predictions:
-    """Score records, a DataFrame or a matrix (feature order) in one vectorised call."""
-    features = manifest.feature_names
-    matrix = _as_matrix(rows, features)
+        matrix = rows.astype(np.float64, copy=False)
+    else:
+        matrix = records_to_matrix(rows, features)
     if matrix.ndim != 2 or matrix.shape[1] != len(features):
         raise InputError(f"expected rows of {len(features)} features, got shape {matrix.shape}")
     if not np.isfinite(matrix).all():
         raise InputError("features must be finite numbers (no NaN or infinity)")
-    classes = [str(c) for c in estimator.classes_]
-    if matrix.shape[0] == 0:
-        return Predictions([], classes, np.empty((0, len(classes))))
-    if not hasattr(estimator, "predict_proba"):
-        return Predictions([str(label) for label in estimator.predict(matrix)], classes, None)
-    # One model pass: the label is the most probable class. For the six algorithms
-    # trained here this is how their predict() decides too, and it keeps the reported
-    # label and probabilities consistent.
-    probabilities = np.asarray(estimator.predict_proba(matrix), dtype=np.float64)
-    labels = [classes[i] for i in probabilities.argmax(axis=1)]
-    return Predictions(labels, classes, probabilities)
+    return matrix

@@ -10,6 +10,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model_store.loader import ModelLoader
+from model_store.runtimes import RuntimeName
 
 
 class ModelSourceSettings(BaseSettings):
@@ -23,6 +24,9 @@ class ModelSourceSettings(BaseSettings):
     model_alias: str = "production"
     model_version: str = Field("", description="pin a version; empty follows the alias")
     model_refresh_seconds: float = Field(60.0, ge=0)
+    serving_runtime: RuntimeName = Field(
+        "onnx", description="onnx (ONNX Runtime, the model's ONNX form) or sklearn (unpickle)"
+    )
     allow_model_version_mismatch: bool = False
 
     @property
@@ -44,6 +48,7 @@ class ModelSourceSettings(BaseSettings):
             self.model_name,
             alias=self.model_alias,
             version=self.model_version or None,
+            runtime=self.serving_runtime,
             refresh_seconds=self.model_refresh_seconds,
             allow_version_mismatch=self.allow_model_version_mismatch,
         )

@@ -19,7 +19,6 @@ from model_store.batch.report import Drift, FeatureDrift, RowError
 from model_store.batch.sinks import Sink
 from model_store.drift import bin_counts, population_stability_index
 from model_store.loading import LoadedModel
-from model_store.scoring import predict
 
 DEFAULT_CHUNK_ROWS = 10_000
 FIRST_ERRORS = 10
@@ -183,7 +182,7 @@ class _Scorer:
         n = len(self._raws)
         if n:
             matrix = np.array(self._values, dtype=np.float64).reshape(n, len(self.features))
-            result = predict(self.model.estimator, self.model.manifest, matrix)
+            result = self.model.predict(matrix)
             for i, edges in enumerate(self._edges):
                 self._counts[i] += bin_counts(matrix[:, i], edges)
             labels = [self._label_cells[label] for label in result.labels]

@@ -45,11 +45,11 @@ class CountingRegistry(Registry):
         self.resolves = 0
         self._count_lock = threading.Lock()
 
-    def read_model_bytes(self, name: str, version: str) -> bytes:
+    def read_file(self, name: str, version: str, file: str) -> bytes:
         with self._count_lock:
             self.byte_reads += 1
         time.sleep(self.read_delay)
-        return super().read_model_bytes(name, version)
+        return super().read_file(name, version, file)
 
     def resolve_alias(self, name: str, alias: str) -> str:
         with self._count_lock:

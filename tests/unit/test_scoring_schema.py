@@ -1,12 +1,11 @@
-"""Scoring records, matrices and frames; request schemas built from the manifest."""
+"""Scoring records, matrices and frames with both runtimes; request schemas from the manifest."""
 
 from __future__ import annotations
 
-import io
 import math
+from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -18,10 +17,10 @@ from model_store import (
     Predictions,
     batch_model,
     example_record,
-    predict,
     record_model,
 )
 from model_store.artifact import Artifact
+from model_store.loading import LoadedModel, load_artifact_dir
 from model_store.training import load_iris_dataset
 
 IRIS_CLASSES = ["setosa", "versicolor", "virginica"]
@@ -44,8 +43,14 @@ class FakeFrame:
 
 
 @pytest.fixture(scope="module")
-def estimator(iris_artifact: Artifact) -> Any:
-    return joblib.load(io.BytesIO(iris_artifact.model_bytes))
+def iris_dir(iris_artifact: Artifact, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return iris_artifact.write(tmp_path_factory.mktemp("scoring") / "artifact")
+
+
+@pytest.fixture(scope="module", params=["sklearn", "onnx"])
+def model(request: pytest.FixtureRequest, iris_dir: Path) -> LoadedModel:
+    """The session's iris model, loaded through the gate with each runtime."""
+    return load_artifact_dir(iris_dir, runtime=request.param)
 
 
 @pytest.fixture(scope="module")
@@ -88,29 +93,29 @@ def test_manifest_matches_iris(manifest: Manifest) -> None:
 
 
 def test_predict_records(
-    estimator: Any, manifest: Manifest, records: list[dict[str, float]]
+    model: LoadedModel, manifest: Manifest, records: list[dict[str, float]]
 ) -> None:
-    _check(predict(estimator, manifest, records))
+    _check(model.predict(records))
 
 
 def test_predict_matrix(
-    estimator: Any, manifest: Manifest, matrix: npt.NDArray[np.float64]
+    model: LoadedModel, manifest: Manifest, matrix: npt.NDArray[np.float64]
 ) -> None:
-    _check(predict(estimator, manifest, matrix))
+    _check(model.predict(matrix))
 
 
 def test_predict_frame_without_pandas(
-    estimator: Any, manifest: Manifest, matrix: npt.NDArray[np.float64]
+    model: LoadedModel, manifest: Manifest, matrix: npt.NDArray[np.float64]
 ) -> None:
     # Columns shuffled and one extra: selection is by name, in the manifest's order.
     order = [2, 0, 3, 1]
     data = {manifest.feature_names[j]: [float(v) for v in matrix[:, j]] for j in order}
     data["comment"] = [0.0] * len(SAMPLE_ROWS)
-    _check(predict(estimator, manifest, FakeFrame(data)))
+    _check(model.predict(FakeFrame(data)))
 
 
 def test_all_paths_agree(
-    estimator: Any,
+    model: LoadedModel,
     manifest: Manifest,
     matrix: npt.NDArray[np.float64],
     records: list[dict[str, float]],
@@ -118,7 +123,7 @@ def test_all_paths_agree(
     frame = FakeFrame(
         {n: [float(v) for v in matrix[:, j]] for j, n in enumerate(manifest.feature_names)}
     )
-    results = [predict(estimator, manifest, rows) for rows in (records, matrix, frame)]
+    results = [model.predict(rows) for rows in (records, matrix, frame)]
     assert results[0].labels == results[1].labels == results[2].labels
     assert results[0].probabilities is not None
     for other in results[1:]:
@@ -126,8 +131,8 @@ def test_all_paths_agree(
         np.testing.assert_allclose(other.probabilities, results[0].probabilities)
 
 
-def test_predict_nothing(estimator: Any, manifest: Manifest) -> None:
-    predictions = predict(estimator, manifest, [])
+def test_predict_nothing(model: LoadedModel, manifest: Manifest) -> None:
+    predictions = model.predict([])
     assert predictions.labels == []
     assert predictions.classes == IRIS_CLASSES
 
@@ -141,42 +146,42 @@ def test_predict_nothing(estimator: Any, manifest: Manifest) -> None:
         pytest.param(np.ones((1, 2, 4)), id="three-dimensional"),
     ],
 )
-def test_wrong_shape(estimator: Any, manifest: Manifest, rows: npt.NDArray[np.float64]) -> None:
+def test_wrong_shape(model: LoadedModel, manifest: Manifest, rows: npt.NDArray[np.float64]) -> None:
     with pytest.raises(InputError, match="4 features"):
-        predict(estimator, manifest, rows)
+        model.predict(rows)
 
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite(
-    estimator: Any, manifest: Manifest, records: list[dict[str, float]], bad: float
+    model: LoadedModel, manifest: Manifest, records: list[dict[str, float]], bad: float
 ) -> None:
     record = {**records[0], manifest.feature_names[2]: bad}
     with pytest.raises(InputError, match="finite"):
-        predict(estimator, manifest, [records[1], record])
+        model.predict([records[1], record])
     matrix = np.ones((2, 4))
     matrix[1, 3] = bad
     with pytest.raises(InputError, match="finite"):
-        predict(estimator, manifest, matrix)
+        model.predict(matrix)
 
 
 def test_missing_feature(
-    estimator: Any, manifest: Manifest, records: list[dict[str, float]]
+    model: LoadedModel, manifest: Manifest, records: list[dict[str, float]]
 ) -> None:
     missing = manifest.feature_names[1]
     record = {k: v for k, v in records[0].items() if k != missing}
     with pytest.raises(InputError, match=missing):
-        predict(estimator, manifest, [records[1], record])
+        model.predict([records[1], record])
     frame = FakeFrame({k: [v] for k, v in record.items()})
     with pytest.raises(InputError, match=missing):
-        predict(estimator, manifest, frame)
+        model.predict(frame)
 
 
 def test_non_numeric_record(
-    estimator: Any, manifest: Manifest, records: list[dict[str, float]]
+    model: LoadedModel, manifest: Manifest, records: list[dict[str, float]]
 ) -> None:
     record: dict[str, Any] = {**records[0], manifest.feature_names[0]: "abc"}
     with pytest.raises(InputError, match="numbers"):
-        predict(estimator, manifest, [record])
+        model.predict([record])
 
 
 # -- request schemas ------------------------------------------------------------------------

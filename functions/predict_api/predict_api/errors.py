@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from model_store import InputError, ModelUnavailableError
+from model_store import InputError, MissingFormError, ModelUnavailableError
 from predict_api.observability import logger
 
 _HTTP_CODES = {
@@ -82,10 +82,15 @@ def install(app: FastAPI, *, retry_after_seconds: int) -> None:
 
     async def model_unavailable(request: Request, exc: Exception) -> JSONResponse:
         logger.warning("model unavailable", extra={"reason": str(exc)})
+        message = "the model cannot be loaded right now; retry later"
+        if isinstance(exc.__cause__, MissingFormError):
+            # Not a fault of the moment: the served version has no form this runtime runs.
+            # Say so (names and versions only), so the caller can tell whoever publishes.
+            message = f"the model cannot be served: {exc.__cause__}"
         return envelope(
             503,
             "model_unavailable",
-            "the model cannot be loaded right now; retry later",
+            message,
             request_id_of(request),
             headers={"Retry-After": str(retry_after_seconds)},
         )

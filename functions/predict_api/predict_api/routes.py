@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
-from model_store import predict, records_matrix
+from model_store import records_matrix
 from predict_api.errors import ApiError, request_id_of
 from predict_api.models import BatchResponse, HealthResponse, ModelInfo, PredictResponse
 from predict_api.observability import record_prediction
@@ -92,7 +92,7 @@ async def predict_one(request: Request) -> Response:
     body = await _body(request, service)
     loaded = service.model()
     record = _validate(service.schemas(loaded.manifest).record, body)
-    result = predict(loaded.estimator, loaded.manifest, records_matrix([record]))
+    result = loaded.predict(records_matrix([record]))
     record_prediction(loaded.version, 1, batch=False)
     probabilities = result.probability_dicts()
     return _json(
@@ -114,7 +114,7 @@ async def batch_predict(request: Request) -> Response:
     loaded = service.model()
     batch = _validate(service.schemas(loaded.manifest).batch, body)
     records: list[BaseModel] = batch.__dict__["records"]
-    result = predict(loaded.estimator, loaded.manifest, records_matrix(records))
+    result = loaded.predict(records_matrix(records))
     record_prediction(loaded.version, len(records), batch=True)
     classes = result.classes
     rows = result.probabilities.tolist() if result.probabilities is not None else None

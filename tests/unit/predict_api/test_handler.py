@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-import predict_api.routes
+from model_store import LoadedModel
 from model_store.artifact import Artifact
 from model_store.registry import Registry
 from predict_api.observability import logger
@@ -373,7 +373,7 @@ def test_an_unexpected_error_is_a_500_reply_not_a_crash(
     def broken_predict(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret detail")
 
-    monkeypatch.setattr(predict_api.routes, "predict", broken_predict)
+    monkeypatch.setattr(LoadedModel, "predict", broken_predict)
     event = load_event("predict.json")
 
     reply = _invoke(handler_module, event, lambda_context)
