@@ -1,7 +1,8 @@
 """The manifest: what an artifact is, how it was made, and what it vouches for.
 
 It is a versioned pydantic model (``schema_version``) so readers can refuse a schema
-they do not know instead of misreading it.
+they do not know instead of misreading it. Schema 2 added the ONNX form (or the reason
+there is none); schema 1 manifests are still read, as models without one.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from model_store.exceptions import ManifestError
 from model_store.versions import RuntimeVersions
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[2] = 2
+READABLE_SCHEMAS = (1, 2)
 
 JsonScalar = str | int | float | bool | None
 
@@ -63,8 +65,40 @@ class Metrics(_Frozen):
     test_rows: int
 
 
+class ParityProof(_Frozen):
+    """How the ONNX form was shown to score as the pickled model does.
+
+    Every row of every set got the same label from both, and no class probability
+    differed by more than ``tolerance`` (absolute).
+    """
+
+    tolerance: float
+    rows: dict[str, int]  # set name (held_out, training, edges, generated) -> rows compared
+    label_agreement: float
+    max_probability_diff: float | None  # None for a model without probabilities
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+
+class OnnxForm(_Frozen):
+    """model.onnx beside model.joblib: what it is, what made it, and its proof."""
+
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size_bytes: int = Field(ge=0)
+    opset: dict[str, int]  # ONNX domain ("" is the default one) -> opset version
+    graph: str  # how it computes, e.g. "float64" or "float64 scaler, float32 classifier"
+    input_name: str
+    label_output: str
+    probabilities_output: str | None
+    converter: dict[str, str]  # skl2onnx and onnx versions
+    onnxruntime: str  # the release the proof ran on
+    proof: ParityProof
+
+
 class Manifest(_Frozen):
-    schema_version: Literal[1] = 1
+    schema_version: Literal[1, 2] = SCHEMA_VERSION
     name: str
     version: str | None = None
     created_at: datetime
@@ -78,6 +112,15 @@ class Manifest(_Frozen):
     algorithm: str
     params: dict[str, JsonScalar]
     training_data_sha256: str
+    onnx: OnnxForm | None = None
+    onnx_refused: str | None = None  # why there is no ONNX form, when conversion was tried
+
+    @property
+    def onnx_missing_reason(self) -> str | None:
+        """None when there is an ONNX form; otherwise why not, in words."""
+        if self.onnx is not None:
+            return None
+        return self.onnx_refused or "it was published before ONNX forms existed"
 
     @property
     def feature_names(self) -> list[str]:
@@ -96,10 +139,10 @@ class Manifest(_Frozen):
         if not isinstance(raw, dict):
             raise ManifestError(f"{source} is not a JSON object")
         found = raw.get("schema_version")
-        if found != SCHEMA_VERSION:
+        if found not in READABLE_SCHEMAS:
             raise ManifestError(
                 f"{source} has schema_version {found!r}; this model_store reads "
-                f"schema_version {SCHEMA_VERSION}"
+                f"schema_version {' and '.join(map(str, READABLE_SCHEMAS))}"
             )
         try:
             return cls.model_validate(raw)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from model_store.manifest import Manifest
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -29,6 +32,29 @@ def emit(as_json: bool, data: Any, human: str) -> None:
         print(json.dumps(data, indent=2, default=str))
     else:
         print(human)
+
+
+def onnx_summary(manifest: Manifest) -> str:
+    """One line: the ONNX form and its proof, or why there is none."""
+    form = manifest.onnx
+    if form is None:
+        return f"ONNX form: none ({manifest.onnx_missing_reason}); the sklearn runtime serves it"
+    proof = form.proof
+    within = (
+        ""
+        if proof.max_probability_diff is None
+        else f", probabilities within {proof.max_probability_diff:.1e} "
+        f"(tolerance {proof.tolerance:g})"
+    )
+    return (
+        f"ONNX form: {form.graph} graph, proven with ONNX Runtime {form.onnxruntime} on "
+        f"{proof.total_rows:,} rows ({', '.join(f'{k} {v:,}' for k, v in proof.rows.items())}): "
+        f"{proof.label_agreement:.0%} of labels equal{within}"
+    )
+
+
+def warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
 
 
 def error(message: str) -> None:

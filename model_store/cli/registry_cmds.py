@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from model_store.artifact import Artifact
-from model_store.cli.output import UsageError, emit, table
-from model_store.exceptions import (
-    ModelNotFoundError,
-)
+from model_store.cli.output import UsageError, emit, onnx_summary, progress, table, warn
+from model_store.exceptions import ModelNotFoundError, ModelStoreError
 from model_store.manifest import Manifest
 from model_store.registry import AliasRecord, Registry, open_registry
 
@@ -46,6 +44,22 @@ def add_parsers(commands: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="model name (default: the manifest's)")
     p.add_argument("--version", help="version (default: UTC timestamp + sha256 prefix, sortable)")
     p.set_defaults(handler=publish)
+
+    p = commands.add_parser(
+        "add-onnx",
+        parents=[common],
+        help="publish a version's model with an ONNX form added (for models published before "
+        "ONNX forms existed)",
+        description="Convert a published version's model.joblib to ONNX, prove parity (edge and "
+        "generated rows from its training statistics, plus --data when given) and publish the "
+        "same joblib bytes with the ONNX form as a new version. Nothing is published if the "
+        "conversion or the proof fails.",
+    )
+    p.add_argument("ref", metavar="NAME[@VERSION|@ALIAS]", help="default alias: production")
+    p.add_argument("--version", help="the new version (default: <version>-onnx)")
+    p.add_argument("--data", type=Path, help="training CSV to add to the proof's rows")
+    p.add_argument("--target", help="target column of --data")
+    p.set_defaults(handler=add_onnx)
 
     p = commands.add_parser("list", parents=[common], help="list models, or the versions of one")
     p.add_argument("name", nargs="?", help="model name")
@@ -82,6 +96,12 @@ def default_version(manifest: Manifest) -> str:
 def publish(args: argparse.Namespace) -> int:
     artifact = Artifact.read(args.artifact)
     registry = registry_from(args)
+    if artifact.manifest.onnx is None and artifact.manifest.onnx_refused is None:
+        # Made before ONNX forms existed (or elsewhere): convert and prove it now.
+        from model_store.onnx_conversion import with_onnx_form
+
+        progress(f"{args.artifact} has no ONNX form yet: converting and proving it ...")
+        artifact = with_onnx_form(artifact)
     name = args.name or artifact.manifest.name
     version = args.version or default_version(artifact.manifest)
     manifest = registry.publish(artifact, name=name, version=version)
@@ -89,9 +109,58 @@ def publish(args: argparse.Namespace) -> int:
         args.json,
         _summary(manifest),
         f"published {name}@{version} to {registry.location}\n"
+        f"  {onnx_summary(manifest)}\n"
         f"next: model-store promote {name} {version} --registry {args.registry}",
     )
     return 0
+
+
+def add_onnx(args: argparse.Namespace) -> int:
+    from model_store.onnx_conversion import with_onnx_form
+
+    if (args.data is None) != (args.target is None):
+        raise UsageError("--data and --target go together")
+    registry = registry_from(args)
+    name, version = registry.resolve_ref(args.ref)
+    manifest = registry.read_manifest(name, version)
+    if manifest.onnx is not None:
+        emit(
+            args.json,
+            {**_summary(manifest), "added": False},
+            f"{name}@{version} already has an ONNX form\n  {onnx_summary(manifest)}",
+        )
+        return 0
+    training = _training_rows(args, manifest) if args.data is not None else None
+    artifact = Artifact(registry.read_model_bytes(name, version), manifest)
+    progress(f"converting {name}@{version} to ONNX and proving it ...")
+    converted = with_onnx_form(artifact, training=training)
+    if converted.manifest.onnx is None:
+        raise ModelStoreError(
+            f"{name}@{version} gets no ONNX form: {converted.manifest.onnx_refused}; "
+            "nothing was published"
+        )
+    new_version = args.version or f"{version}-onnx"
+    published = registry.publish(converted, name=name, version=new_version)
+    emit(
+        args.json,
+        {**_summary(published), "added": True, "from_version": version},
+        f"published {name}@{new_version}: the model of {name}@{version} with an ONNX form\n"
+        f"  {onnx_summary(published)}\n"
+        f"next: model-store promote {name} {new_version} --registry {args.registry}",
+    )
+    return 0
+
+
+def _training_rows(args: argparse.Namespace, manifest: Manifest) -> Any:
+    from model_store.training import load_csv_dataset
+
+    dataset = load_csv_dataset(args.data, args.target)
+    if dataset.feature_names != manifest.feature_names:
+        raise UsageError(
+            f"{args.data} has features {', '.join(dataset.feature_names)}; the model has "
+            f"{', '.join(manifest.feature_names)}"
+        )
+    return dataset.features
 
 
 def list_cmd(args: argparse.Namespace) -> int:
@@ -146,6 +215,7 @@ def show(args: argparse.Namespace) -> int:
             f"  target      {manifest.target.name}: {', '.join(manifest.target.classes)}",
             f"  artifact    {manifest.size_bytes} bytes, zlib {manifest.compress}, "
             f"sha256 {manifest.sha256}",
+            f"  onnx        {onnx_summary(manifest).removeprefix('ONNX form: ')}",
             f"  trained on  Python {manifest.runtime.python}, "
             f"scikit-learn {manifest.runtime.sklearn}, joblib {manifest.runtime.joblib}, "
             f"numpy {manifest.runtime.numpy}",
@@ -156,12 +226,26 @@ def show(args: argparse.Namespace) -> int:
 
 
 def promote(args: argparse.Namespace) -> int:
-    record = registry_from(args).promote(args.name, args.version, alias=args.alias)
+    registry = registry_from(args)
+    record = registry.promote(args.name, args.version, alias=args.alias)
+    _warn_without_onnx(registry.read_manifest(args.name, record.version))
     return _alias_result(args, record, "now points at")
 
 
+def _warn_without_onnx(manifest: Manifest) -> None:
+    if manifest.onnx is None:
+        ref = f"{manifest.name}@{manifest.version}"
+        warn(
+            f"{ref} has no ONNX form ({manifest.onnx_missing_reason}): functions serving the "
+            "onnx runtime (ServingRuntime=onnx, the default) keep serving the version they "
+            f"have and cannot load it cold; add one with `model-store add-onnx {ref}`"
+        )
+
+
 def rollback(args: argparse.Namespace) -> int:
-    record = registry_from(args).rollback(args.name, alias=args.alias)
+    registry = registry_from(args)
+    record = registry.rollback(args.name, alias=args.alias)
+    _warn_without_onnx(registry.read_manifest(args.name, record.version))
     return _alias_result(args, record, "rolled back to")
 
 

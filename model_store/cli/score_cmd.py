@@ -12,6 +12,7 @@ from model_store.batch import DEFAULT_CHUNK_ROWS, score_file
 from model_store.cli.output import UsageError, emit
 from model_store.cli.registry_cmds import registry_from
 from model_store.loading import LoadedModel, load_artifact_dir, load_model
+from model_store.runtimes import RUNTIME_NAMES
 
 if TYPE_CHECKING:
     from model_store.cli.registry_cmds import Subparsers
@@ -33,6 +34,13 @@ def add_parser(commands: Subparsers, common: argparse.ArgumentParser) -> None:
         "production)",
     )
     parser.add_argument("--out", type=Path, required=True, help="directory for the outputs")
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIME_NAMES,
+        default="onnx",
+        help="score with the model's ONNX form in ONNX Runtime (default, as the stack's "
+        "ServingRuntime) or with scikit-learn",
+    )
     parser.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS)
     parser.add_argument("--drift-threshold", type=float, default=0.2)
     parser.set_defaults(handler=run)
@@ -41,9 +49,9 @@ def add_parser(commands: Subparsers, common: argparse.ArgumentParser) -> None:
 def _model(args: argparse.Namespace) -> LoadedModel:
     path = Path(args.model)
     if path.is_dir():
-        return load_artifact_dir(path)
+        return load_artifact_dir(path, runtime=args.runtime)
     registry = registry_from(args)
-    return load_model(registry, *registry.resolve_ref(args.model))
+    return load_model(registry, *registry.resolve_ref(args.model), runtime=args.runtime)
 
 
 class _Progress:
@@ -78,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     )
     progress.done()
     lines = [
-        f"{report.status}: {args.input} with {model.name}@{model.version}",
+        f"{report.status}: {args.input} with {model.name}@{model.version} "
+        f"({model.runtime.name} runtime)",
         f"  rows in {report.rows_in:,}, scored {report.rows_scored:,}, "
         f"failed {report.rows_failed:,} ({report.rows_per_second:,.0f} rows/s)",
     ]

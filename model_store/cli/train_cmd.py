@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from model_store.cli.output import UsageError, emit, progress, table
+from model_store.cli.output import UsageError, emit, onnx_summary, progress, table
 from model_store.training import (
     ALGORITHMS,
     build_artifact,
@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     artifact = build_artifact(result, name=name)
     artifact.write(args.out)
     best = result.best
+    ordered = sorted(result.candidates, key=lambda c: -c.cv_score)
     rows = [
         {
             "algorithm": c.algorithm,
@@ -90,9 +91,14 @@ def run(args: argparse.Namespace) -> int:
             "size_uncompressed": c.size_uncompressed,
             "load_ms": c.load_seconds * 1e3,
             "predict_one_ms": c.predict_seconds * 1e3,
+            "onnx_predict_one_ms": (
+                c.onnx.predict_seconds * 1e3 if c.onnx.predict_seconds is not None else None
+            ),
+            "onnx_parity": c.onnx.form.proof.model_dump() if c.onnx.form else None,
+            "onnx_refused": c.onnx.refused,
             "params": c.params,
         }
-        for c in sorted(result.candidates, key=lambda c: -c.cv_score)
+        for c in ordered
     ]
     human = "\n".join(
         [
@@ -105,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
                     "size (raw)",
                     "load ms",
                     "predict 1 row ms",
+                    "onnx 1 row ms",
+                    "onnx parity",
                 ],
                 [
                     [
@@ -115,12 +123,17 @@ def run(args: argparse.Namespace) -> int:
                         r["size_uncompressed"],
                         f"{r['load_ms']:.2f}",
                         f"{r['predict_one_ms']:.3f}",
+                        "-"
+                        if c.onnx.predict_seconds is None
+                        else f"{c.onnx.predict_seconds * 1e3:.3f}",
+                        c.onnx.parity,
                     ]
-                    for r in rows
+                    for r, c in zip(rows, ordered, strict=True)
                 ],
             ),
             "",
             f"best: {best.algorithm} {best.params}",
+            onnx_summary(artifact.manifest),
             f"wrote {args.out}/model.joblib ({artifact.manifest.size_bytes} bytes, "
             f"sha256 {artifact.manifest.sha256[:12]}) and manifest.json",
             f"next: model-store publish {args.out} --registry ...",

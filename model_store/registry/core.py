@@ -3,6 +3,7 @@
 Layout (the same in a directory and under an S3 prefix)::
 
     models/<name>/<version>/model.joblib
+    models/<name>/<version>/model.onnx       when the model has an ONNX form
     models/<name>/<version>/manifest.json    written last: its presence publishes
     models/<name>/aliases/<alias>.json       current version and the alias's history
 """
@@ -15,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from model_store.artifact import MANIFEST_FILE, MODEL_FILE, Artifact
+from model_store.artifact import MANIFEST_FILE, MODEL_FILE, ONNX_FILE, Artifact
 from model_store.exceptions import (
     AliasNotFoundError,
     InvalidNameError,
@@ -134,19 +135,23 @@ class Registry:
         else:
             raise VersionExistsError(self._exists_message(name, version))
         manifest = artifact.manifest.model_copy(update={"name": name, "version": version})
-        # Model bytes first, manifest last: a version is visible only once complete. Both
+        # Model files first, manifest last: a version is visible only once complete. The
         # writes are exclusive, so a losing racer can never replace the winner's bytes.
-        model_key = self._version_key(name, version, MODEL_FILE)
-        try:
-            self.store.write(model_key, artifact.model_bytes, exclusive=True)
-        except KeyExists:
-            # Our own interrupted publish left the same bytes: carry on. Other bytes belong
-            # to another publisher (racing, or interrupted): that version is taken.
-            if self.store.read(model_key) != artifact.model_bytes:
-                raise VersionExistsError(
-                    f"{self._exists_message(name, version)} (another model.joblib is already "
-                    f"stored at {self.store.describe(model_key)})"
-                ) from None
+        files = [(MODEL_FILE, artifact.model_bytes)]
+        if artifact.onnx_bytes is not None:
+            files.append((ONNX_FILE, artifact.onnx_bytes))
+        for file, data in files:
+            key = self._version_key(name, version, file)
+            try:
+                self.store.write(key, data, exclusive=True)
+            except KeyExists:
+                # Our own interrupted publish left the same bytes: carry on. Other bytes
+                # belong to another publisher (racing, or interrupted): that version is taken.
+                if self.store.read(key) != data:
+                    raise VersionExistsError(
+                        f"{self._exists_message(name, version)} (another {file} is already "
+                        f"stored at {self.store.describe(key)})"
+                    ) from None
         try:
             self.store.write(manifest_key, manifest.to_json(), exclusive=True)
         except KeyExists:
@@ -192,7 +197,13 @@ class Registry:
         return manifest
 
     def read_model_bytes(self, name: str, version: str) -> bytes:
-        key = self._version_key(name, version, MODEL_FILE)
+        return self.read_file(name, version, MODEL_FILE)
+
+    def read_onnx_bytes(self, name: str, version: str) -> bytes:
+        return self.read_file(name, version, ONNX_FILE)
+
+    def read_file(self, name: str, version: str, file: str) -> bytes:
+        key = self._version_key(name, version, file)
         try:
             return self.store.read(key)
         except KeyNotFound:

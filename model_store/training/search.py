@@ -19,6 +19,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_sp
 from model_store.artifact import Artifact, dump_model, sha256_hex
 from model_store.drift import feature_stats
 from model_store.manifest import Feature, JsonScalar, Manifest, Metrics, Target
+from model_store.onnx_conversion import Conversion, convert, proof_sets
 from model_store.training.data import Dataset
 from model_store.training.grids import grid_size, search_space
 from model_store.versions import RuntimeVersions
@@ -39,18 +40,19 @@ class CandidateResult:
     load_seconds: float
     predict_seconds: float
     fit_seconds: float
+    onnx: Conversion = field(repr=False)
     estimator: Any = field(repr=False)
 
 
 @dataclass(frozen=True)
 class TrainingResult:
     dataset: Dataset
+    features: list[Feature]
     candidates: list[CandidateResult]
     train_rows: int
     test_rows: int
     cv_folds: int
     compress: int
-    example_row: list[float]
 
     @property
     def best(self) -> CandidateResult:
@@ -83,6 +85,12 @@ def train(
     )
     folds = StratifiedKFold(n_splits=cv_folds, shuffle=True, random_state=random_state)
     space = search_space(algorithms, random_state=random_state)
+    features = [
+        Feature(name=name, stats=feature_stats(dataset.features[:, i]), example=float(example))
+        for i, (name, example) in enumerate(zip(dataset.feature_names, x_train[0], strict=True))
+    ]
+    # Every candidate's ONNX form is proven on the same rows, so the table compares alike.
+    proof = proof_sets(features, held_out=x_test, training=x_train)
     candidates = []
     for index, (algorithm, (pipeline, grid)) in enumerate(space.items(), start=1):
         say(f"[{index}/{len(space)}] {algorithm}: {grid_size(grid)} candidates x {cv_folds} folds")
@@ -95,21 +103,21 @@ def train(
             search.fit(x_train, y_train)
         fit_seconds = time.perf_counter() - started
         candidate = _measure(
-            algorithm, search, x_test, y_test, compress=compress, fit_seconds=fit_seconds
+            algorithm, search, x_test, y_test, proof, compress=compress, fit_seconds=fit_seconds
         )
         say(
             f"      best cv {candidate.cv_score:.4f}, test {candidate.test_accuracy:.4f} "
-            f"({fit_seconds:.1f}s)"
+            f"({fit_seconds:.1f}s); ONNX form: {candidate.onnx.parity}"
         )
         candidates.append(candidate)
     return TrainingResult(
         dataset=dataset,
+        features=features,
         candidates=candidates,
         train_rows=len(x_train),
         test_rows=len(x_test),
         cv_folds=cv_folds,
         compress=compress,
-        example_row=[float(v) for v in x_train[0]],
     )
 
 
@@ -118,6 +126,7 @@ def _measure(
     search: GridSearchCV,
     x_test: Any,
     y_test: Any,
+    proof: dict[str, Any],
     *,
     compress: int,
     fit_seconds: float,
@@ -145,6 +154,7 @@ def _measure(
         load_seconds=min(loads),
         predict_seconds=statistics.median(predicts),
         fit_seconds=fit_seconds,
+        onnx=convert(estimator, [str(c) for c in estimator.classes_], proof),
         estimator=estimator,
     )
 
@@ -165,12 +175,6 @@ def build_artifact(
     chosen = candidate or result.best
     data = dump_model(chosen.estimator, result.compress)
     dataset = result.dataset
-    features = [
-        Feature(name=feature, stats=feature_stats(dataset.features[:, i]), example=example)
-        for i, (feature, example) in enumerate(
-            zip(dataset.feature_names, result.example_row, strict=True)
-        )
-    ]
     manifest = Manifest(
         name=name,
         created_at=datetime.now(UTC),
@@ -178,7 +182,7 @@ def build_artifact(
         size_bytes=len(data),
         compress=result.compress,
         runtime=RuntimeVersions.current(),
-        features=features,
+        features=result.features,
         target=Target(
             name=dataset.target_name, classes=[str(c) for c in chosen.estimator.classes_]
         ),
@@ -192,5 +196,7 @@ def build_artifact(
         algorithm=chosen.algorithm,
         params=chosen.params,
         training_data_sha256=dataset.sha256,
+        onnx=chosen.onnx.form,
+        onnx_refused=chosen.onnx.refused,
     )
-    return Artifact(data, manifest)
+    return Artifact(data, manifest, chosen.onnx.onnx_bytes)

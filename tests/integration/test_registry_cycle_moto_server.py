@@ -85,12 +85,15 @@ def test_publish_promote_show_promote_rollback_over_http(
     base = f"{PREFIX}/models/iris"
     assert _keys(raw_client, bucket) == {
         f"{base}/1/model.joblib",
+        f"{base}/1/model.onnx",
         f"{base}/1/manifest.json",
         f"{base}/2/model.joblib",
+        f"{base}/2/model.onnx",
         f"{base}/2/manifest.json",
         f"{base}/aliases/production.json",
     }
     assert _get(raw_client, bucket, f"{base}/1/model.joblib") == iris_artifact.model_bytes
+    assert _get(raw_client, bucket, f"{base}/1/model.onnx") == iris_artifact.onnx_bytes
     assert _get(raw_client, bucket, f"{base}/2/model.joblib") == iris_artifact_2.model_bytes
     manifest = json.loads(_get(raw_client, bucket, f"{base}/2/manifest.json"))
     assert (manifest["name"], manifest["version"]) == ("iris", "2")

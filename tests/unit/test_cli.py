@@ -76,6 +76,13 @@ def test_train_on_iris_compares_six_algorithms_and_picks_an_accurate_best(tmp_pa
     assert manifest.metrics.test_accuracy >= 0.93
     assert manifest.target.classes == ["setosa", "versicolor", "virginica"]
     assert f"* {manifest.algorithm}" in human  # the table marks the chosen one
+    # The iris best converts, and the table says how each candidate's ONNX form fared.
+    assert "onnx 1 row ms" in human
+    assert "onnx parity" in human
+    assert manifest.onnx is not None
+    assert manifest.onnx.proof.label_agreement == 1.0
+    assert (out / "model.onnx").is_file()
+    assert "ONNX form: " in human
 
 
 def test_train_json_lists_every_candidate_with_its_costs(tmp_path: Path) -> None:
@@ -98,6 +105,11 @@ def test_train_json_lists_every_candidate_with_its_costs(tmp_path: Path) -> None
         assert candidate["size_uncompressed"] >= candidate["size_compressed"]
         assert candidate["load_ms"] > 0
         assert candidate["predict_one_ms"] > 0
+        # Both convert (the tree through its float32 classifier graph): figures, no reason.
+        assert candidate["onnx_predict_one_ms"] > 0
+        assert candidate["onnx_parity"]["label_agreement"] == 1.0
+        assert candidate["onnx_parity"]["max_probability_diff"] <= 1e-5
+        assert candidate["onnx_refused"] is None
     assert data["best"] == Artifact.read(out).manifest.algorithm
 
 
@@ -220,3 +232,114 @@ def test_s3_failures_are_one_line_errors(moto_endpoint: str, artifact_dir: Path)
     env = {"AWS_ENDPOINT_URL_S3": moto_endpoint, "MODEL_STORE_REGISTRY": "s3://no-such-bucket-x/r"}
     assert_clean_error(run("publish", str(artifact_dir), env=env), 1, "NoSuchBucket")
     assert_clean_error(run("list", env=env), 1, "s3://no-such-bucket-x/r")
+
+
+# -- ONNX forms ----------------------------------------------------------------------------
+
+
+def _schema_1(artifact_dir: Path, out: Path) -> Path:
+    """ARTIFACT_DIR as `model-store train` wrote it before ONNX forms existed."""
+    artifact = Artifact.read(artifact_dir)
+    raw = json.loads(artifact.manifest.to_json())
+    raw["schema_version"] = 1
+    del raw["onnx"], raw["onnx_refused"]
+    out.mkdir()
+    (out / "model.joblib").write_bytes(artifact.model_bytes)
+    (out / "manifest.json").write_text(json.dumps(raw))
+    return out
+
+
+def test_publish_adds_an_onnx_form_to_an_artifact_made_before_them(
+    tmp_path: Path, artifact_dir: Path
+) -> None:
+    env = {"MODEL_STORE_REGISTRY": str(tmp_path / "registry")}
+    old = _schema_1(artifact_dir, tmp_path / "old")
+
+    result = run("publish", str(old), "--version", "1", env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert "converting and proving it" in result.stderr
+    assert "ONNX form: float64 graph, proven with ONNX Runtime" in result.stdout
+    shown = json.loads(ok("show", "iris@1", "--json", env=env))
+    assert shown["schema_version"] == 2
+    assert shown["onnx"]["proof"]["label_agreement"] == 1.0
+    assert shown["sha256"] == Artifact.read(artifact_dir).manifest.sha256  # same joblib bytes
+    assert (tmp_path / "registry/models/iris/1/model.onnx").is_file()
+
+
+def test_add_onnx_publishes_the_same_model_with_a_form_and_promote_warns_without_one(
+    tmp_path: Path, artifact_dir: Path
+) -> None:
+    registry = tmp_path / "registry"
+    env = {"MODEL_STORE_REGISTRY": str(registry)}
+    ok("publish", str(artifact_dir), "--version", "1", env=env)
+    # Version 1 as published before ONNX forms existed: no model.onnx, schema 1.
+    manifest_path = registry / "models/iris/1/manifest.json"
+    raw = json.loads(manifest_path.read_text())
+    raw["schema_version"] = 1
+    del raw["onnx"], raw["onnx_refused"]
+    manifest_path.write_text(json.dumps(raw))
+    (registry / "models/iris/1/model.onnx").unlink()
+
+    promoted = run("promote", "iris", "1", env=env)
+    assert promoted.returncode == 0
+    assert "now points at 1" in promoted.stdout
+    warning = promoted.stderr.strip()
+    assert warning.startswith("warning: iris@1 has no ONNX form")
+    assert "published before ONNX forms existed" in warning
+    assert "model-store add-onnx iris@1" in warning
+
+    added = json.loads(ok("add-onnx", "iris", "--json", env=env))
+    assert (added["version"], added["from_version"], added["added"]) == ("1-onnx", "1", True)
+    converted = Artifact.read(registry / "models/iris/1-onnx")
+    assert converted.model_bytes == (registry / "models/iris/1/model.joblib").read_bytes()
+    assert converted.manifest.onnx is not None
+    assert converted.manifest.onnx.proof.rows.keys() == {"edges", "generated"}
+
+    promoted = run("promote", "iris", "1-onnx", env=env)
+    assert promoted.returncode == 0
+    assert promoted.stderr == ""
+    # Asking again changes nothing.
+    again = ok("add-onnx", "iris@1-onnx", env=env)
+    assert "already has an ONNX form" in again
+    assert_clean_error(run("add-onnx", "iris@1", env=env), 1, "version 1-onnx already exists")
+
+
+def test_add_onnx_proves_on_training_data_when_given(tmp_path: Path, artifact_dir: Path) -> None:
+    env = {"MODEL_STORE_REGISTRY": str(tmp_path / "registry")}
+    ok("publish", str(_schema_1(artifact_dir, tmp_path / "old")), "--version", "1", env=env)
+    data = tmp_path / "iris.csv"
+    from model_store.training import load_iris_dataset
+
+    iris = load_iris_dataset()
+    lines = [",".join([*iris.feature_names, "species"])]
+    lines += [
+        ",".join([*map(str, row), label])
+        for row, label in zip(iris.features.tolist(), iris.labels, strict=True)
+    ]
+    data.write_text("\n".join(lines) + "\n")
+    # Version 1 already has its form (publish added it); a pinned copy without one:
+    raw_dir = tmp_path / "registry/models/iris/1"
+    raw = json.loads((raw_dir / "manifest.json").read_text())
+    raw.update(onnx=None, onnx_refused=None)
+    (raw_dir / "manifest.json").write_text(json.dumps(raw))
+
+    added = json.loads(
+        ok(
+            "add-onnx",
+            "iris@1",
+            "--data",
+            str(data),
+            "--target",
+            "species",
+            "--version",
+            "2",
+            "--json",
+            env=env,
+        )
+    )
+
+    assert added["version"] == "2"
+    manifest = json.loads(ok("show", "iris@2", "--json", env=env))
+    assert manifest["onnx"]["proof"]["rows"]["training"] == 150
+    assert_clean_error(run("add-onnx", "iris@1", "--data", str(data), env=env), 2, "--target")

@@ -140,8 +140,10 @@ def test_losing_a_publish_race_leaves_the_winners_bytes_untouched(
     manifest = registry.read_manifest("iris", "1")
     assert manifest.sha256 == iris_artifact.manifest.sha256
     stored = registry.read_model_bytes("iris", "1")
-    Artifact(stored, manifest).verify(source="iris@1 after the lost race")
+    onnx = registry.read_onnx_bytes("iris", "1")
+    Artifact(stored, manifest, onnx).verify(source="iris@1 after the lost race")
     assert stored == iris_artifact.model_bytes
+    assert onnx == iris_artifact.onnx_bytes
 
 
 def test_exclusive_write_never_overwrites(registry: Registry) -> None:
@@ -439,13 +441,32 @@ def test_a_manifest_of_an_unknown_schema_version_is_refused(
     registry.publish(iris_artifact, name="iris", version="1")
     key = f"models/iris/1/{MANIFEST_FILE}"
     raw = json.loads(registry.store.read(key))
-    assert raw["schema_version"] == 1
+    assert raw["schema_version"] == 2
     raw["schema_version"] = 99
     registry.store.write(key, json.dumps(raw).encode())
 
     with pytest.raises(ManifestError, match=r"schema_version 99") as info:
         registry.read_manifest("iris", "1")
     assert registry.store.describe(key) in str(info.value)
+
+
+def test_a_schema_1_manifest_reads_as_a_model_without_an_onnx_form(
+    registry: Registry, iris_artifact: Artifact
+) -> None:
+    """Models published before ONNX forms existed keep loading (with scikit-learn)."""
+    registry.publish(iris_artifact, name="iris", version="1")
+    key = f"models/iris/1/{MANIFEST_FILE}"
+    raw = json.loads(registry.store.read(key))
+    raw["schema_version"] = 1
+    del raw["onnx"], raw["onnx_refused"]
+    registry.store.write(key, json.dumps(raw).encode())
+
+    manifest = registry.read_manifest("iris", "1")
+
+    assert manifest.schema_version == 1
+    assert manifest.onnx is None
+    assert manifest.onnx_missing_reason == "it was published before ONNX forms existed"
+    assert manifest.sha256 == iris_artifact.manifest.sha256
 
 
 def test_a_manifest_for_another_version_is_refused(

@@ -199,7 +199,8 @@ def test_a_failed_conditional_write_other_than_precondition_is_not_version_exist
 ) -> None:
     registry, stubber = stubbed
     stubber.add_client_error("get_object", service_error_code="NoSuchKey", http_status_code=404)
-    stubber.add_response("put_object", {})
+    stubber.add_response("put_object", {})  # model.joblib
+    stubber.add_response("put_object", {})  # model.onnx
     _deny(stubber, "put_object")
 
     with pytest.raises(RegistryError, match="AccessDenied") as info:

@@ -48,11 +48,13 @@ def rie(moto_endpoint: str, model_bucket: str, tmp_path: Path) -> Iterator[RiePr
 
 
 def model_downloads(records: list[logging.LogRecord]) -> int:
-    """GETs of model.joblib that the moto server answered."""
+    """GETs of a model file (model.onnx or model.joblib) that the moto server answered."""
     return sum(
         1
         for r in records
-        if r.name == "werkzeug" and "GET /" in r.getMessage() and "model.joblib" in r.getMessage()
+        if r.name == "werkzeug"
+        and "GET /" in r.getMessage()
+        and ("model.onnx" in r.getMessage() or "model.joblib" in r.getMessage())
     )
 
 

@@ -61,7 +61,7 @@ def test_scoring_with_an_artifact_directory(
         "iris.predictions.csv",
         "iris.report.json",
     ]
-    assert result.out.startswith(f"succeeded: {iris_csv} with iris@local\n")
+    assert result.out.startswith(f"succeeded: {iris_csv} with iris@local (onnx runtime)\n")
     assert "rows in 151, scored 150, failed 1" in result.out
     assert "line 152: sepal_width: 'x' is not a number" in result.out
     assert f"predictions: {out / 'iris.predictions.csv'}" in result.out
@@ -71,6 +71,32 @@ def test_scoring_with_an_artifact_directory(
     assert (out / "iris.errors.csv").read_text().startswith(ERRORS_HEADER)
     report = json.loads((out / "iris.report.json").read_text())
     assert (report["status"], report["rows_in"], report["rows_failed"]) == ("succeeded", 151, 1)
+
+
+def test_both_runtimes_score_alike(iris_csv: Path, artifact_dir: Path, tmp_path: Path) -> None:
+    """Same rows, labels, columns and errors; probabilities within the proof's tolerance."""
+    outputs = {}
+    for runtime in ("onnx", "sklearn"):
+        out = tmp_path / runtime
+        args = ["--model", str(artifact_dir), "--out", str(out), "--runtime", runtime]
+        result = _run("score", str(iris_csv), *args)
+        assert result.code == 0, result.err
+        assert f"({runtime} runtime)" in result.out
+        outputs[runtime] = out
+    onnx, sklearn = (parse_csv((outputs[r] / "iris.predictions.csv").read_text()) for r in outputs)
+    assert len(onnx) == len(sklearn) == 151
+    assert onnx[0] == sklearn[0]
+    tolerance = json.loads((artifact_dir / "manifest.json").read_text())["onnx"]["proof"]
+    for a, b in zip(onnx[1:], sklearn[1:], strict=True):
+        assert a[:6] == b[:6]  # the input's cells and the label
+        assert a[-1] == b[-1]  # source_line
+        assert all(
+            abs(float(x) - float(y)) <= tolerance["tolerance"]
+            for x, y in zip(a[6:-1], b[6:-1], strict=True)
+        )
+    assert (outputs["onnx"] / "iris.errors.csv").read_text() == (
+        outputs["sklearn"] / "iris.errors.csv"
+    ).read_text()
 
 
 def test_json_output_is_the_report(iris_csv: Path, artifact_dir: Path, tmp_path: Path) -> None:
@@ -181,7 +207,7 @@ def test_a_rejected_file_exits_1_with_the_reason(tmp_path: Path, artifact_dir: P
     result = _run("score", str(source), "--model", str(artifact_dir), "--out", str(out))
 
     assert result.code == 1
-    assert result.out.startswith(f"rejected: {source} with iris@local\n")
+    assert result.out.startswith(f"rejected: {source} with iris@local (onnx runtime)\n")
     assert "  reason: missing feature column(s): petal_width;" in result.out
     assert sorted(p.name for p in out.iterdir()) == ["partial.report.json"]
 

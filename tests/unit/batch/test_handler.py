@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from model_store.artifact import Artifact
 from model_store.registry import Registry
 from tests.events import load_event
 
@@ -65,7 +66,13 @@ def handler_module(
     monkeypatch.setenv("MODEL_ALIAS", "production")
     monkeypatch.setenv("CHUNK_ROWS", "40")
     monkeypatch.setenv("DRIFT_THRESHOLD", "0.2")
-    for name in ("MODEL_VERSION", "INPUT_PREFIX", "PREDICTIONS_PREFIX", "REPORTS_PREFIX"):
+    for name in (
+        "MODEL_VERSION",
+        "INPUT_PREFIX",
+        "PREDICTIONS_PREFIX",
+        "REPORTS_PREFIX",
+        "SERVING_RUNTIME",
+    ):
         monkeypatch.delenv(name, raising=False)
     import batch_scoring.handler
 
@@ -209,6 +216,55 @@ def test_a_missing_object_makes_the_handler_raise_after_the_other_records(
     assert (there["status"], there["rows_scored"]) == ("succeeded", 30)
     gone = json.loads(read_object(s3, data_bucket, "reports/gone.json"))
     assert gone["status"] == "failed"
+
+
+def test_under_onnx_a_model_without_an_onnx_form_gets_a_failed_report_and_no_outputs(
+    handler_module: ModuleType,
+    s3: S3Client,
+    data_bucket: str,
+    context: FakeLambdaContext,
+    registry: Registry,
+    iris_artifact: Artifact,
+) -> None:
+    manifest = iris_artifact.manifest.model_copy(
+        update={"onnx": None, "onnx_refused": "skl2onnx cannot convert it"}
+    )
+    registry.publish(Artifact(iris_artifact.model_bytes, manifest), name="iris", version="2")
+    registry.promote("iris", "2")
+    _upload(s3, data_bucket, "incoming/iris.csv", rows=30)
+
+    with pytest.raises(handler_module.BatchFailedError, match="no ONNX form"):
+        handler_module.handler(_event(data_bucket, "incoming/iris.csv"), context)
+
+    assert keys_under(s3, data_bucket) == ["incoming/iris.csv", "reports/iris.json"]
+    report = json.loads(read_object(s3, data_bucket, "reports/iris.json"))
+    assert report["status"] == "failed"
+    assert "iris@2 has no ONNX form (skl2onnx cannot convert it)" in report["reason"]
+    assert report["rows_scored"] == 0
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "sklearn"])
+def test_either_runtime_scores_the_file(
+    handler_module: ModuleType,
+    s3: S3Client,
+    data_bucket: str,
+    context: FakeLambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    runtime: str,
+) -> None:
+    monkeypatch.setenv("SERVING_RUNTIME", runtime)
+    module = importlib.reload(handler_module)
+    module.loader.cache_dir = tmp_path / f"cache-{runtime}"
+    _upload(s3, data_bucket, "incoming/iris.csv")
+
+    [summary] = module.handler(_event(data_bucket, "incoming/iris.csv"), context)["results"]
+
+    assert (summary["status"], summary["rows_scored"]) == ("succeeded", 150)
+    assert module.loader.current.runtime.name == runtime
+    rows = parse_csv(read_object(s3, data_bucket, "predictions/iris.csv"))
+    labels = [row[5] for row in rows[1:]]
+    assert labels[:50] == ["setosa"] * 50
 
 
 def test_records_that_are_not_s3_events_are_ignored(

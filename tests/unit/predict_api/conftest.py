@@ -107,7 +107,12 @@ def set_api_env(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> Callable
         monkeypatch.setenv("MODEL_PREFIX", REGISTRY_PREFIX)
         monkeypatch.setenv("MODEL_NAME", MODEL_NAME)
         monkeypatch.setenv("MODEL_ALIAS", "production")
-        for name in ("MODEL_VERSION", "MODEL_REFRESH_SECONDS", "MAX_BATCH_RECORDS"):
+        for name in (
+            "MODEL_VERSION",
+            "MODEL_REFRESH_SECONDS",
+            "MAX_BATCH_RECORDS",
+            "SERVING_RUNTIME",
+        ):
             monkeypatch.delenv(name, raising=False)
 
     return set_env

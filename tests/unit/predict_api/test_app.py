@@ -11,8 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
 
-import predict_api.routes
-from model_store import open_registry, predict
+from model_store import LoadedModel, open_registry
 from model_store.artifact import Artifact
 from model_store.registry import Registry
 from predict_api.service import ModelService
@@ -28,6 +27,7 @@ CLASSES = ["setosa", "versicolor", "virginica"]
 SETOSA = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 UNAVAILABLE_MESSAGE = "the model cannot be loaded right now; retry later"
 MODEL_KEY = "registry/models/iris/1/model.joblib"
+SERVED_KEYS = {"sklearn": MODEL_KEY, "onnx": "registry/models/iris/1/model.onnx"}
 
 
 def _envelope(response: Response, status: int, code: str) -> dict[str, Any]:
@@ -439,7 +439,7 @@ def _assert_unavailable(response: Response, retry_after: int, *secrets: str) -> 
     assert response.headers["retry-after"] == str(retry_after)
     assert body["error"]["message"] == UNAVAILABLE_MESSAGE
     assert body["error"]["details"] == []
-    for secret in ("Traceback", "s3://", "registry/", "model.joblib", "sha256", *secrets):
+    for secret in ("Traceback", "s3://", "registry/", "model.", "sha256", *secrets):
         assert secret not in response.text
 
 
@@ -449,12 +449,12 @@ def _publish_and_promote(s3: S3Client, bucket: str, artifact: Artifact) -> None:
     registry.promote("iris", "1")
 
 
-def _tamper(s3: S3Client, bucket: str) -> bytes:
-    """Flip one byte of the stored model.joblib (same size); return the original bytes."""
-    original = s3.get_object(Bucket=bucket, Key=MODEL_KEY)["Body"].read()
+def _tamper(s3: S3Client, bucket: str, key: str = MODEL_KEY) -> bytes:
+    """Flip one byte of a stored model file (same size); return the original bytes."""
+    original = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     tampered = bytearray(original)
     tampered[len(tampered) // 2] ^= 0x01
-    s3.put_object(Bucket=bucket, Key=MODEL_KEY, Body=bytes(tampered))
+    s3.put_object(Bucket=bucket, Key=key, Body=bytes(tampered))
     return original
 
 
@@ -478,6 +478,76 @@ def test_503_when_the_bucket_is_missing_then_recovers(
     assert response.headers["x-model-version"] == "1"
 
 
+def _without_onnx(artifact: Artifact) -> Artifact:
+    manifest = artifact.manifest.model_copy(
+        update={"onnx": None, "onnx_refused": "skl2onnx cannot convert it"}
+    )
+    return Artifact(artifact.model_bytes, manifest)
+
+
+def test_under_onnx_a_model_without_an_onnx_form_is_a_503_naming_the_reason(
+    make_api: MakeApi, empty_bucket: str, registry: Registry, iris_artifact: Artifact
+) -> None:
+    registry.publish(_without_onnx(iris_artifact), name="iris", version="1")
+    registry.promote("iris", "1")
+    client, service = make_api(empty_bucket)
+
+    for path in ("/predict", "/batch_predict"):
+        payload: dict[str, Any] = SETOSA if path == "/predict" else {"records": [SETOSA]}
+        response = client.post(path, json=payload)
+        body = _envelope(response, 503, "model_unavailable")
+        assert response.headers["retry-after"] == "5"
+        assert body["error"]["message"] == (
+            "the model cannot be served: iris@1 has no ONNX form (skl2onnx cannot convert it); "
+            "serve it with the sklearn runtime, or add one with `model-store add-onnx iris@1`"
+        )
+    assert service.loader.current is None
+    assert client.get("/health").status_code == 200
+    # The same model is served by a function on the sklearn runtime.
+    sklearn_client, _ = make_api(empty_bucket, serving_runtime="sklearn")
+    assert sklearn_client.post("/predict", json=SETOSA).json()["prediction"] == "setosa"
+
+
+def test_under_onnx_a_warm_function_keeps_its_model_when_a_version_without_one_is_promoted(
+    make_api: MakeApi, model_bucket: str, registry: Registry, iris_artifact: Artifact
+) -> None:
+    client, _ = make_api(model_bucket, model_refresh_seconds=0)
+    assert client.post("/predict", json=SETOSA).headers["x-model-version"] == "1"
+    registry.publish(_without_onnx(iris_artifact), name="iris", version="2")
+    registry.promote("iris", "2")
+
+    response = client.post("/predict", json=SETOSA)
+
+    assert response.status_code == 200
+    assert response.headers["x-model-version"] == "1"
+
+
+@pytest.mark.parametrize("path", ["/predict", "/batch_predict"])
+def test_both_runtimes_answer_alike(make_api: MakeApi, model_bucket: str, path: str) -> None:
+    records = _batch_records()
+    payload: dict[str, Any] = records[0] if path == "/predict" else {"records": records}
+    bodies = {}
+    for runtime in ("onnx", "sklearn"):
+        client, _ = make_api(model_bucket, serving_runtime=runtime)
+        response = client.post(path, json=payload)
+        assert response.status_code == 200, response.text
+        bodies[runtime] = response.json()
+    onnx, sklearn = bodies["onnx"], bodies["sklearn"]
+    for body in (onnx, sklearn):
+        del body["request_id"]
+    items = (
+        [(onnx, sklearn)]
+        if path == "/predict"
+        else list(zip(onnx.pop("predictions"), sklearn.pop("predictions"), strict=True))
+    )
+    for a, b in items:
+        pa, pb = a.pop("probabilities"), b.pop("probabilities")
+        assert list(pa) == list(pb) == CLASSES
+        assert all(abs(pa[c] - pb[c]) <= 1e-5 for c in CLASSES)
+    # Everything but the probabilities is identical.
+    assert onnx == sklearn
+
+
 def test_503_when_the_alias_is_missing_then_recovers(
     make_api: MakeApi, empty_bucket: str, registry: Registry, iris_artifact: Artifact
 ) -> None:
@@ -495,17 +565,23 @@ def test_503_when_the_alias_is_missing_then_recovers(
     assert response.json()["model"] == {"name": "iris", "version": "1"}
 
 
+@pytest.mark.parametrize("runtime", ["onnx", "sklearn"])
 def test_503_when_the_model_bytes_fail_the_integrity_check_then_recovers(
-    make_api: MakeApi, s3: S3Client, model_bucket: str
+    make_api: MakeApi, s3: S3Client, model_bucket: str, runtime: str
 ) -> None:
-    original = _tamper(s3, model_bucket)
-    client, service = make_api(model_bucket)
+    # Each runtime reads only its own file: tampering with the other one changes nothing.
+    original = _tamper(s3, model_bucket, SERVED_KEYS[runtime])
+    client, service = make_api(model_bucket, serving_runtime=runtime)
 
     _assert_unavailable(client.post("/predict", json=SETOSA), 5, model_bucket)
     _assert_unavailable(client.post("/batch_predict", json={"records": [SETOSA]}), 5)
     assert service.loader.current is None
 
-    s3.put_object(Bucket=model_bucket, Key=MODEL_KEY, Body=original)
+    other = "sklearn" if runtime == "onnx" else "onnx"
+    other_client, _ = make_api(model_bucket, serving_runtime=other)
+    assert other_client.post("/predict", json=SETOSA).status_code == 200
+
+    s3.put_object(Bucket=model_bucket, Key=SERVED_KEYS[runtime], Body=original)
     response = client.post("/predict", json=SETOSA)
 
     assert response.status_code == 200, response.text
@@ -547,7 +623,7 @@ def test_an_unexpected_error_is_a_500_without_internals(
     def broken_predict(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret detail")
 
-    monkeypatch.setattr(predict_api.routes, "predict", broken_predict)
+    monkeypatch.setattr(LoadedModel, "predict", broken_predict)
     payload: dict[str, Any] = SETOSA if path == "/predict" else {"records": [SETOSA]}
 
     response = client.post(path, json=payload)
@@ -562,7 +638,7 @@ def test_an_unexpected_error_is_a_500_without_internals(
     assert "Traceback" not in response.text
     assert "RuntimeError" not in response.text
     # The app is still healthy afterwards.
-    monkeypatch.setattr(predict_api.routes, "predict", predict)
+    monkeypatch.undo()
     assert client.post(path, json=payload).status_code == 200
 
 
