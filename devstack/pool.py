@@ -127,6 +127,10 @@ class FunctionPool:
             environments = [*self._idle, *self._busy]
             self._idle.clear()
             self._changed.notify_all()
+        # Every environment is told first, then waited for: they end side by side.
+        for environment in environments:
+            with contextlib.suppress(Exception):
+                environment.terminate()
         for environment in environments:
             with contextlib.suppress(Exception):
                 environment.stop()

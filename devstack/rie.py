@@ -311,13 +311,19 @@ class RieProcess:
                 children.extend(int(pid) for pid in task.read_text().split())
         return children
 
+    def terminate(self) -> None:
+        """Ask the emulator and its runtime to end (SIGTERM), without waiting."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, 15)
+
     def stop(self) -> None:
         process = self._process
         if process is None:
             return
         if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, 15)
+            self.terminate()
             try:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:

@@ -23,7 +23,15 @@ SEED_VERSION = "1"
 def seed_artifact(name: str, cache_dir: Path, log: Callable[[str], None]) -> Artifact:
     directory = cache_dir / name
     if (directory / "manifest.json").exists():
-        return Artifact.read(directory)
+        artifact = Artifact.read(directory)
+        if artifact.manifest.onnx is None and artifact.manifest.onnx_refused is None:
+            # Kept from before ONNX forms existed: add one, as `model-store publish` would.
+            from model_store.onnx_conversion import with_onnx_form
+
+            log(f"adding an ONNX form to the kept {name} model in {directory}")
+            artifact = with_onnx_form(artifact)
+            artifact.write(directory)
+        return artifact
     log(f"training {name} on iris (six algorithms, once; kept in {directory})")
     result = train(load_iris_dataset(), n_jobs=-1)
     artifact = build_artifact(result, name=name)

@@ -17,6 +17,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -466,8 +467,12 @@ class LocalStack:
             self.notifier.stop()
         for gateway in self.gateways:
             gateway.stop()
-        for pool in self.pools.values():
-            pool.stop()
+        # Each function's environments end side by side with the others'.
+        stopping = [threading.Thread(target=pool.stop) for pool in self.pools.values()]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
         if self._moto is not None and self._moto.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self._moto.pid, 15)

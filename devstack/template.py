@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from samcli.yamlhelper import yaml_parse
 
 LOCAL_ACCOUNT = "123456789012"  # moto's default account
+_NO_VALUE = object()  # what {"Ref": "AWS::NoValue"} selects: the key or item disappears
 _N = TypeVar("_N", int, float)
 _SUB_VARIABLE = re.compile(r"\$\{([^}]+)\}")
 
@@ -130,6 +131,7 @@ class Template:
         self.resources: dict[str, Any] = self.document.get("Resources", {})
         self.parameters = self._parameters(parameter_overrides or {})
         self._physical: dict[str, str] = {}
+        self._conditions: dict[str, bool] = {}
 
     # -- parameters and intrinsics ---------------------------------------------------------
     def _parameters(self, overrides: Mapping[str, str]) -> dict[str, str]:
@@ -223,10 +225,57 @@ class Template:
             return self.pseudo(name)
         return self.physical_id(name)
 
+    # -- conditions ---------------------------------------------------------------------------
+    def condition(self, name: str) -> bool:
+        """A named condition of the template's Conditions, evaluated once."""
+        if name not in self._conditions:
+            declared = self.document.get("Conditions") or {}
+            if name not in declared:
+                raise TemplateError(f"condition {name} is not declared in Conditions")
+            self._conditions[name] = self._truth(declared[name])
+        return self._conditions[name]
+
+    def _truth(self, expression: Any) -> bool:
+        if isinstance(expression, dict) and len(expression) == 1:
+            ((function, argument),) = expression.items()
+            if function == "Condition":
+                return self.condition(argument)
+            if function == "Fn::Equals":
+                left, right = argument
+                return self.resolve(left) == self.resolve(right)
+            if function == "Fn::Not":
+                (inner,) = argument
+                return not self._truth(inner)
+            if function == "Fn::And":
+                return all(self._truth(item) for item in argument)
+            if function == "Fn::Or":
+                return any(self._truth(item) for item in argument)
+        raise TemplateError(f"cannot evaluate the condition {expression!r} locally")
+
+    def select(self, value: Any) -> Any:
+        """VALUE with every Fn::If replaced by the branch its condition picks (recursively),
+        and AWS::NoValue removed, as CloudFormation does before anything reads it."""
+        if value == {"Ref": "AWS::NoValue"}:
+            return _NO_VALUE
+        if isinstance(value, dict):
+            if set(value) == {"Fn::If"}:
+                name, when_true, when_false = value["Fn::If"]
+                return self.select(when_true if self.condition(name) else when_false)
+            return {
+                key: selected
+                for key, item in value.items()
+                if (selected := self.select(item)) is not _NO_VALUE
+            }
+        if isinstance(value, list):
+            return [selected for item in value if (selected := self.select(item)) is not _NO_VALUE]
+        return value
+
     def resolve(self, value: Any) -> str:
         """A template value (scalar or intrinsic) as the string CloudFormation would give."""
         if isinstance(value, dict) and len(value) == 1:
             ((function, argument),) = value.items()
+            if function == "Fn::If":
+                return self.resolve(self.select(value))
             if function == "Ref":
                 return self._ref(argument)
             if function == "Fn::Sub":
@@ -261,17 +310,21 @@ class Template:
 
     # -- resources --------------------------------------------------------------------------
     def _of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        """Resources of a type that the stack creates (their Condition, if any, holds)."""
         return {
             logical_id: resource
             for logical_id, resource in self.resources.items()
             if resource.get("Type") == resource_type
+            and ("Condition" not in resource or self.condition(resource["Condition"]))
         }
 
     def _function_properties(self, logical_id: str) -> dict[str, Any]:
-        """The function's properties with Globals merged in (maps merge, lists prepend)."""
+        """The function's properties with Globals merged in (maps merge, lists prepend),
+        conditional values (Fn::If) decided."""
         merged = copy.deepcopy(self.document.get("Globals", {}).get("Function", {}))
         own = self.resources[logical_id].get("Properties") or {}
-        return _merge(merged, own)
+        properties: dict[str, Any] = self.select(_merge(merged, own))
+        return properties
 
     def functions(self) -> dict[str, FunctionDef]:
         result: dict[str, FunctionDef] = {}

@@ -16,8 +16,10 @@ def _client(service: str, variable: str) -> Any:
 
     Templates declare such variables empty by default (``sam local invoke`` only passes
     declared variables), and botocore would reject an empty endpoint, so empty means unset.
+    The client is botocore's own (what boto3.client returns, without importing boto3 and
+    s3transfer: about a tenth of a second less at every cold start).
     """
-    import boto3
+    import botocore.session
     from botocore.config import Config
 
     for name in (variable, "AWS_ENDPOINT_URL"):
@@ -27,7 +29,8 @@ def _client(service: str, variable: str) -> Any:
     config = Config(
         retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30
     )
-    return boto3.client(service, endpoint_url=endpoint or None, config=config)  # type: ignore[call-overload]
+    session = botocore.session.get_session()
+    return session.create_client(service, endpoint_url=endpoint or None, config=config)
 
 
 def s3_client() -> S3Client:

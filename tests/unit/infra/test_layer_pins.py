@@ -1,8 +1,10 @@
-"""The Lambda layer runs the versions the project trains and tests with, and samconfig.toml
+"""The Lambda layers run the versions the project trains and tests with, and samconfig.toml
 holds what `sam build/deploy/validate/local invoke` need for every environment.
 
 An unpickled model is only safe on the scikit-learn, numpy, scipy and joblib that pickled
-it: the layer's pins must equal pyproject's, and both must equal what this venv runs.
+it, and an ONNX form is proven on one ONNX Runtime: each layer's pins must equal
+pyproject's, and both must equal what this venv runs. The onnx layer holds nothing that
+unpickles.
 """
 
 from __future__ import annotations
@@ -18,14 +20,16 @@ import pytest
 from samcli.yamlhelper import yaml_parse
 
 ROOT = Path(__file__).resolve().parents[3]
-LAYER_REQUIREMENTS = ROOT / "layers" / "dependencies" / "requirements.txt"
+LAYERS = ROOT / "layers" / "dependencies"
+LAYER_REQUIREMENTS = {"sklearn": LAYERS / "sklearn.txt", "onnx": LAYERS / "onnx.txt"}
 LAYER_MAKEFILE = ROOT / "layers" / "dependencies" / "Makefile"
 PYPROJECT = ROOT / "pyproject.toml"
 SAMCONFIG = ROOT / "samconfig.toml"
 TEMPLATE = ROOT / "template.yaml"
 
 PIN = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*([^\s;#]+)")
-MODEL_PACKAGES = ("scikit-learn", "numpy", "scipy", "joblib")
+MODEL_PACKAGES = {"sklearn": ("scikit-learn", "numpy", "scipy", "joblib"), "onnx": ("onnxruntime",)}
+UNPICKLERS = ("scikit-learn", "scipy", "joblib")
 ENVIRONMENTS = ("default", "dev", "prod")
 
 
@@ -42,13 +46,14 @@ def pins(lines: list[str]) -> dict[str, str]:
     return found
 
 
-def requirement_lines() -> list[str]:
-    lines = [line.split("#", 1)[0].strip() for line in LAYER_REQUIREMENTS.read_text().splitlines()]
+def requirement_lines(flavour: str) -> list[str]:
+    text = LAYER_REQUIREMENTS[flavour].read_text()
+    lines = [line.split("#", 1)[0].strip() for line in text.splitlines()]
     return [line for line in lines if line]
 
 
-def layer_pins() -> dict[str, str]:
-    return pins(requirement_lines())
+def layer_pins(flavour: str) -> dict[str, str]:
+    return pins(requirement_lines(flavour))
 
 
 def project_pins() -> dict[str, str]:
@@ -56,29 +61,49 @@ def project_pins() -> dict[str, str]:
     return pins(project["dependencies"])
 
 
-SHARED = sorted(set(layer_pins()) & set(project_pins()))
+SHARED = sorted(
+    (flavour, package)
+    for flavour in LAYER_REQUIREMENTS
+    for package in set(layer_pins(flavour)) & set(project_pins())
+)
 
 
-def test_every_layer_requirement_is_an_exact_pin() -> None:
-    lines = requirement_lines()
+@pytest.mark.parametrize("flavour", sorted(LAYER_REQUIREMENTS))
+def test_every_layer_requirement_is_an_exact_pin(flavour: str) -> None:
+    lines = requirement_lines(flavour)
     assert lines
     assert [line for line in lines if not PIN.match(line)] == []
 
 
-def test_the_model_packages_are_pinned_in_both() -> None:
-    assert set(MODEL_PACKAGES) <= set(layer_pins())
-    assert set(MODEL_PACKAGES) <= set(project_pins())
+@pytest.mark.parametrize("flavour", sorted(LAYER_REQUIREMENTS))
+def test_the_model_packages_are_pinned_in_both(flavour: str) -> None:
+    assert set(MODEL_PACKAGES[flavour]) <= set(layer_pins(flavour))
+    assert set(MODEL_PACKAGES[flavour]) <= set(project_pins())
 
 
-def test_every_layer_package_is_a_project_dependency() -> None:
+@pytest.mark.parametrize("flavour", sorted(LAYER_REQUIREMENTS))
+def test_every_layer_package_is_a_project_dependency(flavour: str) -> None:
     # What the functions run on in Lambda is what the test suite runs on here.
-    assert set(layer_pins()) <= set(project_pins())
+    assert set(layer_pins(flavour)) <= set(project_pins())
 
 
-@pytest.mark.parametrize("package", SHARED)
-def test_layer_pin_equals_project_pin_and_installed_version(package: str) -> None:
-    layer, project = layer_pins()[package], project_pins()[package]
-    assert layer == project, f"layer {package}=={layer}, pyproject {package}=={project}"
+def test_the_onnx_layer_has_nothing_that_unpickles() -> None:
+    assert not set(UNPICKLERS) & set(layer_pins("onnx"))
+    assert "numpy" in layer_pins("onnx")
+
+
+def test_both_layers_serve_with_the_same_function_dependencies() -> None:
+    # The functions import the same packages whichever runtime scores.
+    sklearn, onnx = layer_pins("sklearn"), layer_pins("onnx")
+    common = set(sklearn) - set(MODEL_PACKAGES["sklearn"])
+    assert common == set(onnx) - set(MODEL_PACKAGES["onnx"]) - {"numpy"}
+    assert all(sklearn[p] == onnx[p] for p in common | {"numpy"})
+
+
+@pytest.mark.parametrize(("flavour", "package"), SHARED)
+def test_layer_pin_equals_project_pin_and_installed_version(flavour: str, package: str) -> None:
+    layer, project = layer_pins(flavour)[package], project_pins()[package]
+    assert layer == project, f"{flavour} layer {package}=={layer}, pyproject {package}=={project}"
     assert version(package) == project, f"this venv runs {package} {version(package)}"
 
 

@@ -40,6 +40,7 @@ OVERRIDES: dict[str, Any] = {
     "QuotaPerDay": "1234",
     "BatchMaxRetries": "1",
     "OutputRetentionDays": "45",
+    "ServingRuntime": "sklearn",
 }
 FUNCTIONS = ("PredictApiFunction", "BatchScoringFunction")
 ROUTES = {
@@ -107,6 +108,27 @@ class Stack:
                 text, variables = (argument, {}) if isinstance(argument, str) else argument
                 return SUB_VARIABLE.sub(lambda m: self._sub(m.group(1), variables), text)
         raise AssertionError(f"cannot render {value!r}")
+
+    def condition(self, name: str) -> bool:
+        """The template's conditions this project uses: Equals, Not and references."""
+        return self._truth(self.template["Conditions"][name])
+
+    def _truth(self, expression: dict[str, Any]) -> bool:
+        [(function, argument)] = expression.items()
+        if function == "Fn::Equals":
+            return self.render(argument[0]) == self.render(argument[1])
+        if function == "Fn::Not":
+            return not self._truth(argument[0])
+        if function == "Condition":
+            return self.condition(argument)
+        raise AssertionError(f"cannot evaluate {expression!r}")
+
+    def choose(self, value: Any) -> Any:
+        """VALUE, or the branch its Fn::If picks with this stack's parameters."""
+        if isinstance(value, dict) and set(value) == {"Fn::If"}:
+            name, when_true, when_false = value["Fn::If"]
+            return self.choose(when_true if self.condition(name) else when_false)
+        return value
 
     def _ref(self, name: str) -> str:
         if name in self.parameters:
@@ -437,16 +459,26 @@ def test_batch_function_writes_only_outputs_and_reads_only_inputs(stack: Stack) 
 
 
 @pytest.mark.parametrize("function_id", FUNCTIONS)
-def test_function_runs_python_3_13_with_both_layers(stack: Stack, function_id: str) -> None:
+def test_function_runs_python_3_13_with_the_serving_runtimes_layer(
+    stack: Stack, function_id: str
+) -> None:
     properties = stack.props(function_id)
     assert stack.resources[function_id]["Type"] == "AWS::Lambda::Function"
     assert properties["Runtime"] == "python3.13"
-    layers = stack.of_type("AWS::Lambda::LayerVersion")
-    assert sorted(re.sub(r"[0-9a-f]{10}$", "", k) for k in layers) == [
-        "DependenciesLayer",
+    layers = {
+        re.sub(r"[0-9a-f]{10}$", "", k): k for k in stack.of_type("AWS::Lambda::LayerVersion")
+    }
+    assert sorted(layers) == [
         "ModelStoreLayer",
+        "OnnxDependenciesLayer",
+        "SklearnDependenciesLayer",
     ]
-    assert sorted(ref["Ref"] for ref in properties["Layers"]) == sorted(layers)
+    runtime = stack.parameters.get("ServingRuntime", "onnx")
+    dependencies = {"onnx": "OnnxDependenciesLayer", "sklearn": "SklearnDependenciesLayer"}
+    # An Fn::If in Layers, not a resource Condition: both layers exist, one is attached.
+    chosen = [stack.choose(layer) for layer in properties["Layers"]]
+    assert chosen == [{"Ref": layers[dependencies[runtime]]}, {"Ref": layers["ModelStoreLayer"]}]
+    assert properties["Environment"]["Variables"]["SERVING_RUNTIME"] == {"Ref": "ServingRuntime"}
 
 
 @pytest.mark.parametrize("function_id", FUNCTIONS)

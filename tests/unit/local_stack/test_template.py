@@ -125,12 +125,23 @@ def test_a_functions_own_values_win_over_globals(tmp_path: Path) -> None:
     assert function.layer_dirs == (tmp_path / "shared/python", tmp_path / "own/python")
 
 
+@pytest.mark.parametrize(
+    ("runtime_name", "dependencies"),
+    [
+        (None, "OnnxDependenciesLayer"),  # the template's default
+        ("onnx", "OnnxDependenciesLayer"),
+        ("sklearn", "SklearnDependenciesLayer"),
+    ],
+)
 def test_functions_run_from_the_built_code_and_layers(
-    built: Path, document: dict[str, Any]
+    built: Path, document: dict[str, Any], runtime_name: str | None, dependencies: str
 ) -> None:
-    functions = template(built).functions()
-    global_layers = [layer["Ref"] for layer in document["Globals"]["Function"]["Layers"]]
+    overrides = {"ServingRuntime": runtime_name} if runtime_name else {}
+    functions = template(built, **overrides).functions()
+    # The Fn::If in the Layers of Globals picks the dependency layer of the serving runtime.
+    global_layers = [dependencies, "ModelStoreLayer"]
     for logical_id, function in functions.items():
+        assert function.environment["SERVING_RUNTIME"] == (runtime_name or "onnx")
         assert function.code_dir == built.parent / logical_id
         module = function.handler.rsplit(".", 1)[0].replace(".", "/")
         assert (function.code_dir / f"{module}.py").is_file(), function.handler
@@ -508,3 +519,85 @@ def test_function_environment_from_the_repos_env_json(source: Path) -> None:
             function, env_file=env_file, overrides={}, s3_endpoint=None, region=REGION
         )
         assert unchanged["AWS_ENDPOINT_URL_S3"] == env_file[logical_id]["AWS_ENDPOINT_URL_S3"]
+
+
+# -- conditions ------------------------------------------------------------------------------
+
+
+CONDITIONAL = """
+    Parameters:
+      Mode:
+        Type: String
+        Default: fast
+        AllowedValues: [fast, exact]
+      Topic:
+        Type: String
+        Default: ""
+    Conditions:
+      IsFast: !Equals [!Ref Mode, fast]
+      IsExact: !Not [!Condition IsFast]
+      HasTopic: !Not [!Equals [!Ref Topic, ""]]
+      FastWithTopic: !And [!Condition IsFast, !Condition HasTopic]
+      EitherWay: !Or [!Condition IsFast, !Condition IsExact]
+    Resources:
+      FastLayer:
+        Type: AWS::Serverless::LayerVersion
+        Properties: {ContentUri: fast/}
+      ExactLayer:
+        Type: AWS::Serverless::LayerVersion
+        Properties: {ContentUri: exact/}
+      Fn:
+        Type: AWS::Serverless::Function
+        Properties:
+          CodeUri: fn/
+          Handler: app.handler
+          Runtime: python3.13
+          Layers:
+            - !If [IsFast, !Ref FastLayer, !Ref ExactLayer]
+          MemorySize: !If [FastWithTopic, 512, 256]
+          Environment:
+            Variables:
+              MODE: !If [IsExact, exact-mode, !Ref Mode]
+              TOPIC: !If [HasTopic, !Ref Topic, !Ref "AWS::NoValue"]
+              ALWAYS: !If [EitherWay, "yes", "no"]
+      OnlyWhenExact:
+        Type: AWS::Serverless::Function
+        Condition: IsExact
+        Properties: {CodeUri: other/, Handler: app.handler, Runtime: python3.13}
+"""
+
+
+def test_fn_if_picks_the_branch_of_its_condition(tmp_path: Path) -> None:
+    path = synthetic(tmp_path, CONDITIONAL)
+
+    fast = template(path).functions()
+    assert set(fast) == {"Fn"}  # OnlyWhenExact's Condition is false
+    assert fast["Fn"].layer_dirs == (tmp_path / "fast/python",)
+    assert fast["Fn"].memory_mb == 256
+    # AWS::NoValue removes the variable, as CloudFormation does.
+    assert fast["Fn"].environment == {"MODE": "fast", "ALWAYS": "yes"}
+
+    exact = template(path, Mode="exact", Topic="alarms").functions()
+    assert set(exact) == {"Fn", "OnlyWhenExact"}
+    assert exact["Fn"].layer_dirs == (tmp_path / "exact/python",)
+    assert exact["Fn"].environment == {"MODE": "exact-mode", "TOPIC": "alarms", "ALWAYS": "yes"}
+
+    with_topic = template(path, Topic="alarms").functions()
+    assert with_topic["Fn"].memory_mb == 512
+
+
+def test_an_undeclared_condition_is_a_clear_error(tmp_path: Path) -> None:
+    path = synthetic(
+        tmp_path,
+        """
+        Resources:
+          Fn:
+            Type: AWS::Serverless::Function
+            Properties:
+              CodeUri: fn/
+              Handler: app.handler
+              MemorySize: !If [Nowhere, 512, 256]
+        """,
+    )
+    with pytest.raises(TemplateError, match="condition Nowhere is not declared"):
+        template(path).functions()
