@@ -41,7 +41,7 @@ class ModelSourceSettings(BaseSettings):
         def registry() -> Registry:
             if not self.model_bucket:
                 raise ModelUnavailableError("MODEL_BUCKET is not set")
-            return open_registry(self.registry_location)
+            return open_registry(self.registry_location, direct_http=True)
 
         return ModelLoader(
             registry,

@@ -24,13 +24,24 @@ __all__ = [
 ]
 
 
-def open_registry(location: str | Path, *, s3_client: S3Client | None = None) -> Registry:
-    """``s3://bucket/prefix`` or a directory path to a Registry. No I/O happens here."""
+def open_registry(
+    location: str | Path, *, s3_client: S3Client | None = None, direct_http: bool = False
+) -> Registry:
+    """``s3://bucket/prefix`` or a directory path to a Registry. No I/O happens here.
+
+    ``direct_http``: speak to S3 without botocore (``S3HttpStore``) where the environment
+    allows it, as the functions do for a shorter cold start; botocore otherwise.
+    """
     text = str(location)
     if text.startswith("s3://"):
         bucket, _, prefix = text[len("s3://") :].partition("/")
         if not bucket:
             raise InvalidNameError(f"registry {text!r} names no bucket (s3://BUCKET/PREFIX)")
+        if s3_client is None and direct_http:
+            from model_store.registry import s3_http
+
+            if s3_http.available():
+                return Registry(s3_http.S3HttpStore(bucket, prefix))
         if s3_client is None:
             from model_store.aws import s3_client as make_client
 

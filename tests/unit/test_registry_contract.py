@@ -1,12 +1,14 @@
 """One behavioural contract for the registry, run against every backend.
 
-The same tests run over a local directory, S3 mocked in-process (``moto.mock_aws``) and
-S3 over real HTTP (a moto server), so the backends cannot drift apart.
+The same tests run over a local directory, S3 mocked in-process (``moto.mock_aws``), S3
+over real HTTP (a moto server) through botocore, and the same server through the
+functions' own SigV4 client (``S3HttpStore``), so the backends cannot drift apart.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,13 +30,14 @@ from model_store.exceptions import (
     VersionNotFoundError,
 )
 from model_store.registry import LocalStore, ObjectStore, Registry, S3Store
+from model_store.registry.s3_http import S3HttpStore
 from model_store.registry.stores import KeyExists, KeyNotFound
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 PREFIX = "team/registry"
-BACKENDS = ["local", "s3-mock", "s3-server"]
+BACKENDS = ["local", "s3-mock", "s3-server", "s3-http"]
 
 
 def _fresh_bucket(client: S3Client) -> str:
@@ -55,7 +58,11 @@ def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registr
     else:
         endpoint: str = request.getfixturevalue("moto_endpoint")
         client = boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint)
-        yield Registry(S3Store(client, _fresh_bucket(client), PREFIX))
+        if backend == "s3-server":
+            yield Registry(S3Store(client, _fresh_bucket(client), PREFIX))
+        else:
+            environ = {**os.environ, "AWS_ENDPOINT_URL_S3": endpoint}
+            yield Registry(S3HttpStore(_fresh_bucket(client), PREFIX, environ=environ))
 
 
 def _tampered(artifact: Artifact) -> Artifact:

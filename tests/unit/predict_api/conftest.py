@@ -6,6 +6,7 @@ own /tmp model cache, and settings read from the environment the way Lambda prov
 
 from __future__ import annotations
 
+import http.client
 import importlib
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,7 +19,6 @@ import boto3
 import pytest
 from fastapi.testclient import TestClient
 
-import model_store.aws
 from model_store.artifact import Artifact
 from model_store.registry import Registry, open_registry
 from predict_api.app import create_app
@@ -77,23 +77,21 @@ def model_bucket(registry: Registry, empty_bucket: str, iris_artifact: Artifact)
 
 @pytest.fixture
 def s3_requests(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every HTTP request the app's S3 clients send, as "METHOD URL", in order.
+    """Every HTTP request this process sends from now on, as "METHOD host:port/path".
 
-    Observation only: ``model_store.aws.s3_client`` still builds the real client, this adds
-    a botocore ``before-send`` hook to it that records and lets the request through.
+    Observation only, at http.client's level, which both ways of reaching S3 go through
+    (the functions' own SigV4 client and botocore's urllib3): the request still goes out.
     """
     sent: list[str] = []
-    real_factory = model_store.aws.s3_client
+    real_putrequest = http.client.HTTPConnection.putrequest
 
-    def record(request: Any, **_: Any) -> None:
-        sent.append(f"{request.method} {request.url}")
+    def record(
+        self: http.client.HTTPConnection, method: str, url: str, *args: Any, **kwargs: Any
+    ) -> None:
+        sent.append(f"{method} {self.host}:{self.port}{url}")
+        real_putrequest(self, method, url, *args, **kwargs)
 
-    def counting_factory() -> S3Client:
-        client = real_factory()
-        client.meta.events.register("before-send.s3", record)
-        return client
-
-    monkeypatch.setattr(model_store.aws, "s3_client", counting_factory)
+    monkeypatch.setattr(http.client.HTTPConnection, "putrequest", record)
     return sent
 
 
