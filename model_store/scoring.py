@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +13,7 @@ import numpy.typing as npt
 from model_store.exceptions import InputError
 
 Matrix = npt.NDArray[np.float64]
+_SMALL = 256
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,13 @@ def as_matrix(rows: Any, features: Sequence[str]) -> Matrix:
         matrix = records_to_matrix(rows, features)
     if matrix.ndim != 2 or matrix.shape[1] != len(features):
         raise InputError(f"expected rows of {len(features)} features, got shape {matrix.shape}")
-    if not np.isfinite(matrix).all():
+    if not _all_finite(matrix):
         raise InputError("features must be finite numbers (no NaN or infinity)")
     return matrix
+
+
+def _all_finite(matrix: Matrix) -> bool:
+    # A request's few values are checked faster in Python than by two ufunc calls.
+    if matrix.size <= _SMALL:
+        return all(map(math.isfinite, matrix.ravel().tolist()))
+    return bool(np.isfinite(matrix).all())

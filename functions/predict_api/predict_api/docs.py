@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from model_store import Manifest, ModelUnavailableError, example_record
+from predict_api.routes import RESPONSE_MODELS
 from predict_api.service import ModelService
 
 _REF = "#/components/schemas/{model}"
@@ -31,10 +32,23 @@ def install(app: FastAPI, service: ModelService) -> None:
             manifest: Manifest | None = service.manifest()
         except ModelUnavailableError:
             manifest = None
+        _describe_responses(document)
         _describe_bodies(document, service, manifest)
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _describe_responses(document: dict[str, Any]) -> None:
+    components = document.setdefault("components", {}).setdefault("schemas", {})
+    for (path, method), model in RESPONSE_MODELS.items():
+        schema = model.model_json_schema(ref_template=_REF, mode="serialization")
+        components.update(schema.pop("$defs", {}))
+        components[model.__name__] = schema
+        ok = document["paths"][path][method]["responses"]["200"]
+        ok["content"] = {
+            "application/json": {"schema": {"$ref": _REF.format(model=model.__name__)}}
+        }
 
 
 def _describe_bodies(

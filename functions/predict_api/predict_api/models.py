@@ -1,43 +1,51 @@
-"""Response shapes, for the OpenAPI document (responses are serialised directly)."""
+"""Response shapes, for the OpenAPI document (responses are serialised directly).
+
+Their validators are built on first use (``defer_build``), not at import: a cold start
+only pays for the ones a request needs (ModelInfo, for /model).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from model_store import Manifest
 
 
-class ModelRef(BaseModel):
+class _Deferred(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
+
+class ModelRef(_Deferred):
     name: str
     version: str
 
 
-class PredictResponse(BaseModel):
+class PredictResponse(_Deferred):
     prediction: str
     probabilities: dict[str, float] | None
     model: ModelRef
     request_id: str
 
 
-class BatchItem(BaseModel):
+class BatchItem(_Deferred):
     prediction: str
     probabilities: dict[str, float] | None
 
 
-class BatchResponse(BaseModel):
+class BatchResponse(_Deferred):
     predictions: list[BatchItem]
     count: int
     model: ModelRef
     request_id: str
 
 
-class HealthResponse(BaseModel):
+class HealthResponse(_Deferred):
     status: str
 
 
-class FeatureInfo(BaseModel):
+class FeatureInfo(_Deferred):
     name: str
     dtype: str
     min: float
@@ -47,7 +55,7 @@ class FeatureInfo(BaseModel):
     example: float
 
 
-class ModelInfo(BaseModel):
+class ModelInfo(_Deferred):
     name: str
     version: str
     alias: str | None

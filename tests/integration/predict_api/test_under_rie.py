@@ -88,17 +88,26 @@ def test_first_invocation_loads_the_model_and_the_second_reuses_it(
 
 def test_logs_are_json_with_the_request_id_and_metrics_are_emf(rie: RieProcess) -> None:
     invocation = rie.invoke(load_event("predict.json"))
-    request_id = load_event("predict.json")["requestContext"]["requestId"]
     records = [json.loads(line) for line in invocation.logs if line.startswith("{")]
-    request_lines = [r for r in records if r.get("message") == "request"]
-    assert request_lines, invocation.logs
-    assert request_lines[0]["request_id"] == request_id
-    assert request_lines[0]["cold_start"] is True
+    assert all(r["request_id"] == _request_id("predict.json") for r in records if "level" in r)
+    assert [r for r in records if r.get("message") == "request"] == []  # successes: DEBUG
+    invalid = rie.invoke(load_event("predict_invalid.json"))
+    lines = [json.loads(line) for line in invalid.logs if line.startswith("{")]
+    request_lines = [r for r in lines if r.get("message") == "request"]
+    assert len(request_lines) == 1, invalid.logs
+    assert request_lines[0]["request_id"] == _request_id("predict_invalid.json")
+    assert request_lines[0]["status"] == 422
+    assert request_lines[0]["cold_start"] is False
     emf = [r for r in records if "_aws" in r]
     assert emf, invocation.logs
     names = {m["Name"] for d in emf[0]["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
     assert {"Predictions", "ModelLoadTime"} <= names
     assert emf[0]["model_version"] == "1"
+
+
+def _request_id(event: str) -> str:
+    request_id: str = load_event(event)["requestContext"]["requestId"]
+    return request_id
 
 
 def test_the_api_answers_503_until_the_model_exists_then_recovers(

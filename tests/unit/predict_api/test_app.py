@@ -406,9 +406,23 @@ def test_openapi_describes_the_models_features_lazily(
     ]
     assert batch_body["schema"] == {"$ref": "#/components/schemas/IrisBatch"}
     assert batch_body["example"] == {"records": [examples]}
+    # What each route answers is documented too.
+    responses = {
+        path: document["paths"][path][method]["responses"]["200"]["content"]["application/json"]
+        for path, method in [("/predict", "post"), ("/batch_predict", "post"), ("/model", "get")]
+    }
+    assert responses["/predict"]["schema"] == {"$ref": "#/components/schemas/PredictResponse"}
+    assert set(schemas["PredictResponse"]["properties"]) == {
+        "prediction",
+        "probabilities",
+        "model",
+        "request_id",
+    }
+    assert responses["/batch_predict"]["schema"]["$ref"].endswith("/BatchResponse")
+    assert "features" in schemas["ModelInfo"]["properties"]
     # Obtained from the registry at request time, from the manifest alone.
     assert s3_requests
-    assert all("model.joblib" not in request for request in s3_requests)
+    assert all("/model." not in request for request in s3_requests)  # no model file
     assert service.loader.current is None
 
 
@@ -640,6 +654,23 @@ def test_an_unexpected_error_is_a_500_without_internals(
     # The app is still healthy afterwards.
     monkeypatch.undo()
     assert client.post(path, json=payload).status_code == 200
+
+
+def test_the_scoring_routes_bypass_fastapis_dependency_machinery(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/predict and /batch_predict take the Request and answer a Response: FastAPI's
+    per-request dependency solving would only cost time, so they are served without it."""
+    import fastapi.routing
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("solve_dependencies was called")
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", refuse)
+
+    assert client.post("/predict", json=SETOSA).status_code == 200
+    assert client.post("/batch_predict", json={"records": [SETOSA]}).status_code == 200
+    assert client.get("/model").status_code == 500  # the control: an ordinary route
 
 
 def test_request_ids_are_unique_per_request(client: TestClient) -> None:

@@ -388,14 +388,14 @@ def test_an_unexpected_error_is_a_500_reply_not_a_crash(
 
 
 @pytest.mark.usefixtures("captured_logs")
-def test_logs_are_json_with_the_request_id_and_cold_start(
+def test_a_failed_request_logs_one_json_line_with_the_request_id_and_cold_start(
     handler_module: ModuleType, lambda_context: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    event = load_event("predict.json")
+    event = load_event("predict_invalid.json")
 
     reply = _invoke(handler_module, event, lambda_context)
 
-    assert reply.status == 200
+    assert reply.status == 422
     records = [r for r in _stdout_json(capsys.readouterr().out) if "_aws" not in r]
     request_lines = [r for r in records if r.get("message") == "request"]
     assert len(request_lines) == 1, records
@@ -405,12 +405,34 @@ def test_logs_are_json_with_the_request_id_and_cold_start(
     assert line["function_request_id"] == lambda_context.aws_request_id
     assert line["function_name"] == lambda_context.function_name
     assert line["level"] == "INFO"
-    assert (line["method"], line["status"]) == ("POST", 200)
+    assert (line["method"], line["status"]) == ("POST", 422)
     assert line["path"].endswith("/predict")
     assert line["service"] == "predict-api"
+    assert line["duration_ms"] > 0
     # Every record this invocation logged carries its request id.
     assert records
     assert all(r.get("request_id") == _request_id(event) for r in records)
+
+
+@pytest.mark.usefixtures("captured_logs")
+def test_a_successful_request_logs_its_line_at_debug_only(
+    handler_module: ModuleType, lambda_context: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    event = load_event("predict.json")
+    assert _invoke(handler_module, event, lambda_context).status == 200
+    at_info = [r for r in _stdout_json(capsys.readouterr().out) if r.get("message") == "request"]
+
+    logger.setLevel("DEBUG")
+    try:
+        assert _invoke(handler_module, event, lambda_context).status == 200
+    finally:
+        logger.setLevel("INFO")
+    at_debug = [r for r in _stdout_json(capsys.readouterr().out) if r.get("message") == "request"]
+
+    assert at_info == []
+    assert len(at_debug) == 1
+    assert (at_debug[0]["level"], at_debug[0]["status"]) == ("DEBUG", 200)
+    assert at_debug[0]["request_id"] == _request_id(event)
 
 
 @pytest.mark.usefixtures("captured_logs")
@@ -419,13 +441,14 @@ def test_the_next_invocation_logs_its_own_request_id(
 ) -> None:
     _invoke(handler_module, load_event("predict.json"), lambda_context)
     capsys.readouterr()
-    event = load_event("health.json")
+    event = load_event("predict_invalid.json")
+    event["requestContext"]["requestId"] = "the-second-request"
 
     _invoke(handler_module, event, lambda_context)
 
     records = [r for r in _stdout_json(capsys.readouterr().out) if "_aws" not in r]
     assert [r["request_id"] for r in records if r.get("message") == "request"] == [
-        _request_id(event)
+        "the-second-request"
     ]
     assert all(r["cold_start"] is False for r in records if "cold_start" in r)
 
