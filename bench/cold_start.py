@@ -1,22 +1,28 @@
-"""Cold start of the built API function under the Lambda RIE against the floor, in one run.
+"""Cold and warm /predict under the Lambda RIE: the project (onnx, sklearn) against a
+seeds-style baseline handler, side by side in one run.
 
-    .venv/bin/python bench/cold_start.py [--runs 5] [--warmup 1] [--profile-imports]
+    .venv/bin/python bench/cold_start.py [--runs 5] [--warmup 1] [--warm 200] [--profile-imports]
 
-First the dependencies layer of the target runtime (`make build`, Python 3.13) is measured
-unzipped. Then, for each Python that can run a build here (this machine's, with the
-local-Python build variant; and the runtime's own CPython 3.13 with the target build, when
-this machine has it), ``PredictApiFunction`` as built is run by the Lambda RIE in isolated
-mode (-I -S): only its code, the built layers and the runtime's own pieces (awslambdaric,
-and boto3 where the layer leaves it to the runtime) are on the path. Each run is a fresh
-emulator with an empty TMPDIR (no model cache) and the model (iris best) in a moto server
-bucket; its first /predict (events/predict.json) is timed from the request to the answer:
-process start, init (imports), model download, verification and unpickling, prediction.
+Functions, each as built (`make build`), run by the Lambda RIE in isolated mode (-I -S):
+only the function's code, its layers and the runtime's own pieces (awslambdaric, and boto3
+where the layer leaves it to the runtime) are on the path:
 
-The floor, interleaved with it: a fresh process of the same interpreter, -I -S with the
-same built layers on the path, that imports joblib and sklearn, ``joblib.load``s the same
-model.joblib from a local file and predicts one row, timed from spawn to exit.
+- trivial: a handler that does nothing (the emulator's own floor);
+- baseline: bench/handlers/seeds_style.py on the sklearn dependency layer: boto3 client at
+  import, joblib model downloaded on the first call, predict then predict_proba, one JSON;
+- project, sklearn: PredictApiFunction on the sklearn layer, SERVING_RUNTIME=sklearn;
+- project, onnx: PredictApiFunction on the onnx layer, SERVING_RUNTIME=onnx.
 
-Targets (issue 6): layer <= 200 MiB unzipped; cold first prediction <= 1.5x the floor.
+Each cold run is a fresh emulator with an empty TMPDIR (no model cache), the model (the
+iris best) in a moto server bucket; its first /predict (events/predict.json) is timed from
+the request to the answer: process start, init, model download and load, prediction. The
+same environment then answers --warm more requests, timed the same way. Functions take
+turns in rotating order, so machine noise hits them alike. Runs for the target runtime's
+CPython 3.13 (when this machine has it) and for this machine's Python (its build variant).
+
+Targets (issue 12): the onnx build's cold first /predict <= 0.5x the baseline's, its warm
+p50 <= 0.5x the baseline's; the onnx dependency layer <= 110 MiB unzipped, the sklearn one
+no bigger than before (177.2 MiB).
 """
 
 from __future__ import annotations
@@ -29,9 +35,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,115 +44,75 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devstack.rie import FunctionSpec, RieProcess  # noqa: E402
-from devstack.runtime import (  # noqa: E402
-    base_python,
-    build,
-    local_python_version,
-    runtime_dir,
-)
+from devstack.runtime import base_python, build, local_python_version, runtime_dir  # noqa: E402
 from layers.build_layer import MIB, runtime_python, size_of  # noqa: E402
 
 if TYPE_CHECKING:
     from model_store import Artifact
 
 TARGET_PYTHON = "3.13"
-LAYER_TARGET_MIB = 200.0
-RATIO_TARGET = 1.5
+ONNX_LAYER_TARGET_MIB = 110.0
+SKLEARN_LAYER_BEFORE_MIB = 177.2
+RATIO_TARGET = 0.5
 MODEL_BUCKET = "bench-models"
-FUNCTION = "PredictApiFunction"
-HANDLER = "predict_api.handler.handler"
+HANDLERS = ROOT / "bench" / "handlers"
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
 }
-# The loader's log line, as the function writes it (model_store.loader).
 _MODEL_LOADED = re.compile(r"loaded model \S+ version \S+ \(.*?\) in (?P<seconds>[\d.]+)s")
-# The emulator's end of the invoke phase. Its REPORT Duration counts the init in (the
-# runtime starts on the first invoke here), so the invoke phase is read from this line.
-_INVOKE_DONE = re.compile(r"INVOKE RTDONE\(.*?duration: (?P<ms>[\d.]+)ms\)")
-
-# The floor: nothing but what the model needs, from the same built layers.
-FLOOR = """\
-import json, sys
-sys.path[:0] = json.loads(sys.argv[1])
-import joblib, sklearn
-model = joblib.load(sys.argv[2])
-print(model.predict([json.loads(sys.argv[3])])[0])
-"""
-
-# --profile-imports: the function's cold path without the emulator, under -X importtime.
-PROFILE_FUNCTION = """\
-import json, sys, time
-from types import SimpleNamespace
-sys.path[:0] = json.loads(sys.argv[1])
-started = time.perf_counter()
-import awslambdaric.bootstrap
-import predict_api.handler as module
-imported = time.perf_counter()
-context = SimpleNamespace(
-    function_name="PredictApiFunction", function_version="$LATEST",
-    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:bench",
-    memory_limit_in_mb=512, aws_request_id="bench", log_group_name="g", log_stream_name="s",
-    get_remaining_time_in_millis=lambda: 30_000,
-)
-response = module.handler(json.loads(sys.argv[2]), context)
-done = time.perf_counter()
-assert response["statusCode"] == 200, response
-print("PHASES", json.dumps({"import_s": imported - started, "first_invoke_s": done - imported}))
-"""
+KINDS = ("trivial", "baseline", "project, sklearn", "project, onnx")
 
 
 @dataclass(frozen=True)
-class Variant:
-    """One interpreter and the build it can run."""
+class Build:
+    """One interpreter and the build it runs."""
 
     label: str
     python: str
-    version: str  # the interpreter's full version, e.g. 3.13.0
-    build: Path
+    version: str
+    root: Path
     runtime_dirs: list[Path]
 
-    @property
-    def layers(self) -> list[Path]:
-        return [
-            self.build / "DependenciesLayer" / "python",
-            self.build / "ModelStoreLayer" / "python",
-        ]
-
-    def spec(self, environment: dict[str, str]) -> FunctionSpec:
+    def spec(self, kind: str, environment: dict[str, str]) -> FunctionSpec:
+        layers = {
+            "sklearn": self.root / "SklearnDependenciesLayer" / "python",
+            "onnx": self.root / "OnnxDependenciesLayer" / "python",
+            "model_store": self.root / "ModelStoreLayer" / "python",
+        }
+        if kind == "trivial":
+            code, handler, layer_dirs = HANDLERS, "trivial.handler", []
+        elif kind == "baseline":
+            code, handler, layer_dirs = HANDLERS, "seeds_style.handler", [layers["sklearn"]]
+        else:
+            runtime = kind.removeprefix("project, ")
+            code, handler = self.root / "PredictApiFunction", "predict_api.handler.handler"
+            layer_dirs = [layers[runtime], layers["model_store"]]
+            environment = {**environment, "SERVING_RUNTIME": runtime}
         return FunctionSpec(
-            name=FUNCTION,
-            handler=HANDLER,
-            code_dir=self.build / FUNCTION,
-            layer_dirs=self.layers,
+            name=kind,
+            handler=handler,
+            code_dir=code,
+            layer_dirs=layer_dirs,
             runtime_dirs=self.runtime_dirs,
             python=self.python,
             isolated=True,
             environment=environment,
+            memory_mb=1024,
         )
 
 
-@dataclass(frozen=True)
-class ColdRun:
-    seconds: float  # the first invoke, request to answer: what a caller waits
-    init_ms: float | None  # INIT REPORT: runtime start and the handler's imports
-    invoke_ms: float | None  # INVOKE RTDONE: the first invocation itself
-    duration_ms: float | None  # REPORT Duration (init included by this emulator)
-    model_load_ms: float | None  # the loader's own timing: S3, verification, unpickling
-    prediction: str
-
-
-@dataclass(frozen=True)
-class Result:
-    variant: Variant
-    cold: list[ColdRun]
-    floor: list[float]
+@dataclass
+class Samples:
+    cold: list[float] = field(default_factory=list)  # seconds
+    init_ms: list[float] = field(default_factory=list)
+    load_ms: list[float] = field(default_factory=list)
+    warm: list[float] = field(default_factory=list)  # seconds, every warm request
 
 
 def _say(message: str) -> None:
-    """Progress goes to stderr; stdout carries only the results."""
     print(message, file=sys.stderr, flush=True)
 
 
@@ -165,49 +130,37 @@ def _python_version(python: str) -> str:
     return done.stdout.strip()
 
 
-def _variants(target_build: Path) -> list[Variant]:
-    """This machine's Python with its build variant; the runtime's CPython with the target's."""
+def _builds(target: Path) -> list[Build]:
     from bench._support import lambda_sdk_dir, stdout_to_stderr
 
     def runtime_dirs(build_dir: Path, version: str) -> list[Path]:
         dirs = [runtime_dir(version)]
-        if not (build_dir / "DependenciesLayer" / "python" / "boto3").is_dir():
+        if not (build_dir / "SklearnDependenciesLayer" / "python" / "boto3").is_dir():
             dirs.append(lambda_sdk_dir(version))  # Lambda's runtime provides boto3
         return dirs
 
-    local = local_python_version()
-    variants: list[Variant] = []
+    builds: list[Build] = []
     with stdout_to_stderr():
+        python = base_python() if local_python_version() == TARGET_PYTHON else None
+        python = python or runtime_python(TARGET_PYTHON)
+        if python is None:
+            _say(f"no CPython {TARGET_PYTHON} on this machine: the target build is not run")
+        else:
+            dirs = runtime_dirs(target, TARGET_PYTHON)
+            label = f"target build, Python {TARGET_PYTHON}"
+            builds.append(Build(label, python, _python_version(python), target, dirs))
+        local = local_python_version()
         if local != TARGET_PYTHON:
             _say(f"make build PYTHON_VERSION={local} (the local-Python variant) ...")
             local_build = build(local)
             python = base_python()
-            variants.append(
-                Variant(
-                    f"local build, Python {local}",
-                    python,
-                    _python_version(python),
-                    local_build,
-                    runtime_dirs(local_build, local),
-                )
-            )
-        python_target = base_python() if local == TARGET_PYTHON else runtime_python(TARGET_PYTHON)
-        if python_target is None:
-            _say(f"no CPython {TARGET_PYTHON} on this machine: the target build is not run")
-        else:
-            variants.append(
-                Variant(
-                    f"target build, Python {TARGET_PYTHON}",
-                    python_target,
-                    _python_version(python_target),
-                    target_build,
-                    runtime_dirs(target_build, TARGET_PYTHON),
-                )
-            )
-    return variants
+            dirs = runtime_dirs(local_build, local)
+            label = f"local build, Python {local}"
+            builds.append(Build(label, python, _python_version(python), local_build, dirs))
+    return builds
 
 
-def _model_load_ms(logs: list[str]) -> float | None:
+def _load_ms(logs: list[str]) -> float | None:
     for line in logs:
         match = _MODEL_LOADED.search(line)
         if match is not None:
@@ -215,67 +168,49 @@ def _model_load_ms(logs: list[str]) -> float | None:
     return None
 
 
-def _invoke_ms(logs: list[str]) -> float | None:
-    for line in logs:
-        match = _INVOKE_DONE.search(line)
-        if match is not None:
-            return float(match["ms"])
-    return None
+def _run(build: Build, kind: str, environment: dict[str, str], warm: int) -> Samples:
+    """A fresh emulator and /tmp: one cold /predict, then WARM more on the same environment."""
+    from tests.events import load_event
 
-
-def _cold_run(variant: Variant, environment: dict[str, str], event: dict[str, Any]) -> ColdRun:
-    """A fresh emulator, an empty /tmp, one invocation: Lambda's cold start."""
+    event = load_event("predict.json")
+    samples = Samples()
     with tempfile.TemporaryDirectory(prefix="cold-start-tmp-") as tmp:
-        spec = variant.spec({**environment, "TMPDIR": tmp})
-        with RieProcess(spec, base_env={**CREDENTIALS, "PATH": os.environ.get("PATH", "")}) as rie:
-            invocation = rie.invoke(event, timeout=120)
-    payload = invocation.payload
+        spec = build.spec(kind, {**environment, "TMPDIR": tmp})
+        base = {**CREDENTIALS, "PATH": os.environ.get("PATH", "")}
+        with RieProcess(spec, base_env=base) as rie:
+            cold = rie.invoke(event, timeout=120)
+            _check(kind, cold.payload, cold.logs)
+            samples.cold.append(cold.seconds)
+            if cold.report is not None and cold.report.init_ms is not None:
+                samples.init_ms.append(cold.report.init_ms)
+            load = _load_ms(cold.logs)
+            if load is not None:
+                samples.load_ms.append(load)
+            for _ in range(warm):
+                invocation = rie.invoke(event, timeout=30)
+                _check(kind, invocation.payload, invocation.logs)
+                samples.warm.append(invocation.seconds)
+    return samples
+
+
+def _check(kind: str, payload: Any, logs: list[str]) -> None:
     if not isinstance(payload, dict) or payload.get("statusCode") != 200:
-        tail = "\n".join(invocation.logs[-30:])
-        raise SystemExit(f"{variant.label}: /predict failed: {payload}\n{tail}")
-    report = invocation.report
-    return ColdRun(
-        seconds=invocation.seconds,
-        init_ms=report.init_ms if report is not None else None,
-        invoke_ms=_invoke_ms(invocation.logs),
-        duration_ms=report.duration_ms if report is not None else None,
-        model_load_ms=_model_load_ms(invocation.logs),
-        prediction=str(json.loads(payload["body"])["prediction"]),
-    )
+        tail = "\n".join(logs[-30:])
+        raise SystemExit(f"{kind}: /predict failed: {payload}\n{tail}")
+    if kind != "trivial" and json.loads(payload["body"])["prediction"] != "setosa":
+        raise SystemExit(f"{kind}: predicted {payload['body']}")
 
 
-def _floor_command(
-    variant: Variant, model: Path, row: list[float], flags: tuple[str, ...] = ()
-) -> list[str]:
-    layers = json.dumps(list(map(str, variant.layers)))
-    return [variant.python, "-I", "-S", *flags, "-c", FLOOR, layers, str(model), json.dumps(row)]
-
-
-def _floor_run(variant: Variant, model: Path, row: list[float]) -> tuple[float, str]:
-    """A bare process of the same interpreter on the same layers: spawn to exit."""
-    started = time.perf_counter()
-    done = subprocess.run(
-        _floor_command(variant, model, row), capture_output=True, text=True, check=False
-    )
-    seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise SystemExit(f"{variant.label}: floor failed ({done.returncode}):\n{done.stderr}")
-    return seconds, done.stdout.strip()
-
-
-def _measure(variant: Variant, artifact: Artifact, model: Path, runs: int, warmup: int) -> Result:
+def _measure(
+    build: Build, artifact: Artifact, runs: int, warmup: int, warm: int
+) -> dict[str, Samples]:
     import boto3
 
     from bench._support import moto_server
     from devstack.rie import free_port
     from model_store import open_registry
-    from tests.events import load_event
 
-    event = load_event("predict.json")
-    record = json.loads(event["body"])
-    row = [float(record[name]) for name in artifact.manifest.feature_names]
-    cold: list[ColdRun] = []
-    floor: list[float] = []
+    results = {kind: Samples() for kind in KINDS}
     with moto_server(free_port()) as endpoint:
         client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         client.create_bucket(Bucket=MODEL_BUCKET)
@@ -286,113 +221,106 @@ def _measure(variant: Variant, artifact: Artifact, model: Path, runs: int, warmu
             "MODEL_BUCKET": MODEL_BUCKET,
             "MODEL_NAME": "iris",
             "AWS_ENDPOINT_URL_S3": endpoint,
+            # The baseline's own configuration: where the joblib is and the feature order.
+            "MODEL_KEY": "models/iris/1/model.joblib",
+            "FEATURES": ",".join(artifact.manifest.feature_names),
         }
         for i in range(warmup + runs):
-            # Turn by turn, in alternating order, so machine noise hits both alike.
-            if i % 2 == 0:
-                run = _cold_run(variant, environment, event)
-                floor_seconds, floor_prediction = _floor_run(variant, model, row)
-            else:
-                floor_seconds, floor_prediction = _floor_run(variant, model, row)
-                run = _cold_run(variant, environment, event)
-            if run.prediction != floor_prediction:
-                raise SystemExit(
-                    f"{variant.label}: the function said {run.prediction!r}, "
-                    f"the floor {floor_prediction!r}"
+            shift = i % len(KINDS)
+            order = KINDS[shift:] + KINDS[:shift]
+            line = []
+            for kind in order:
+                samples = _run(build, kind, environment, warm if i >= warmup else 3)
+                line.append(
+                    f"{kind} {samples.cold[0]:.3f}s/{statistics.median(samples.warm) * 1e3:.2f}ms"
                 )
-            kind = "warm-up" if i < warmup else f"run {i - warmup + 1}/{runs}"
-            _say(
-                f"  {kind}: cold first /predict {run.seconds:.3f} s (init {_ms(run.init_ms)} ms, "
-                f"invoke {_ms(run.invoke_ms)} ms, model load {_ms(run.model_load_ms)} ms), "
-                f"floor {floor_seconds:.3f} s"
-            )
-            if i >= warmup:
-                cold.append(run)
-                floor.append(floor_seconds)
-    return Result(variant, cold, floor)
+                if i >= warmup:
+                    into = results[kind]
+                    into.cold += samples.cold
+                    into.init_ms += samples.init_ms
+                    into.load_ms += samples.load_ms
+                    into.warm += samples.warm
+            label = "warm-up" if i < warmup else f"run {i - warmup + 1}/{runs}"
+            _say(f"  {label}: " + ", ".join(line))
+    return results
 
 
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0f}"
+def _median(values: list[float], scale: float = 1.0) -> str:
+    return f"{statistics.median(values) * scale:9.3f}" if values else f"{'n/a':>9}"
 
 
-def _s(ms: float | None) -> float | None:
-    return None if ms is None else ms / 1e3
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
 
 
-def _print_results(
-    layer_mib: float, algorithm: str, results: list[Result], runs: int, warmup: int
-) -> None:
-    layer_ok = layer_mib <= LAYER_TARGET_MIB
-    print(f"dependencies layer, target runtime (Python {TARGET_PYTHON}, .aws-sam/build), unzipped:")
-    print(f"  {layer_mib:.1f} MiB   target <= {LAYER_TARGET_MIB:.0f} MiB   {_verdict(layer_ok)}")
-    print(
-        f"\nmodel: {algorithm} (iris best); S3: moto server over HTTP in its own process; "
-        f"{runs} runs after {warmup} warm-up, each a fresh process; cold and floor turn by turn"
-    )
-    for result in results:
-        variant = result.variant
-        cold = [run.seconds for run in result.cold]
-        print(f"\n{variant.label}: CPython {variant.version} ({variant.python})")
-        print(f"  function and layers: {variant.build.relative_to(ROOT)}")
-        print(f"  {'':52}{'median s':>9}{'min s':>8}")
-        rows: list[tuple[str, list[float | None]]] = [
-            ("cold first /predict under the RIE (wall)", list(cold)),
-            ("  init (INIT REPORT)", [_s(run.init_ms) for run in result.cold]),
-            ("  first invoke (INVOKE RTDONE)", [_s(run.invoke_ms) for run in result.cold]),
-            (
-                "    model load (S3, verify, unpickle)",
-                [_s(run.model_load_ms) for run in result.cold],
-            ),
-            (
-                "  REPORT Duration (this RIE counts init in)",
-                [_s(r.duration_ms) for r in result.cold],
-            ),
-            ("floor: spawn, import, joblib.load, predict, exit", list(result.floor)),
-        ]
-        for label, samples in rows:
-            known = [v for v in samples if v is not None]
-            if known:
-                print(f"  {label:52}{statistics.median(known):9.3f}{min(known):8.3f}")
-            else:
-                print(f"  {label:52}{'n/a':>9}{'n/a':>8}")
-        ratio = statistics.median(cold) / statistics.median(result.floor)
-        ratio_min = min(cold) / min(result.floor)
-        print(f"  cold / floor, min:     {ratio_min:5.2f} x   (no target)")
+def _print(build: Build, results: dict[str, Samples], runs: int, warm: int) -> None:
+    print(f"\n{build.label}: CPython {build.version} ({build.python})")
+    print(f"  {runs} cold starts per function, {warm} warm requests after each")
+    header = f"  {'':20}{'cold s':>9}{'min s':>9}{'init s':>9}{'load s':>9}"
+    print(header + f"{'warm p50 ms':>13}{'warm p99 ms':>13}")
+    for kind in KINDS:
+        s = results[kind]
         print(
-            f"  cold / floor, median:  {ratio:5.2f} x   target <= {RATIO_TARGET}x   "
-            f"{_verdict(ratio <= RATIO_TARGET)}"
+            f"  {kind:20}{_median(s.cold)}{min(s.cold):9.3f}{_median(s.init_ms, 1e-3)}"
+            f"{_median(s.load_ms, 1e-3)}{statistics.median(s.warm) * 1e3:13.3f}"
+            f"{_p99(s.warm) * 1e3:13.3f}"
         )
+    baseline = results["baseline"]
+    for kind in ("project, sklearn", "project, onnx"):
+        s = results[kind]
+        ratios = {
+            "cold": statistics.median(s.cold) / statistics.median(baseline.cold),
+            "warm p50": statistics.median(s.warm) / statistics.median(baseline.warm),
+        }
+        for what, ratio in ratios.items():
+            verdict = (
+                f"   target <= {RATIO_TARGET}x   {_verdict(ratio <= RATIO_TARGET)}"
+                if kind == "project, onnx"
+                else "   (no target)"
+            )
+            print(f"  {kind}: {what} / baseline {ratio:5.2f}x{verdict}")
+
+
+def _print_layers(target: Path) -> None:
+    onnx = size_of(target / "OnnxDependenciesLayer") / MIB
+    sklearn = size_of(target / "SklearnDependenciesLayer") / MIB
+    print(f"dependency layers, target runtime (Python {TARGET_PYTHON}, .aws-sam/build), unzipped:")
+    print(
+        f"  onnx     {onnx:6.1f} MiB   target <= {ONNX_LAYER_TARGET_MIB:.0f} MiB   "
+        f"{_verdict(onnx <= ONNX_LAYER_TARGET_MIB)}"
+    )
+    print(
+        f"  sklearn  {sklearn:6.1f} MiB   target <= {SKLEARN_LAYER_BEFORE_MIB} MiB (before)  "
+        f"{_verdict(sklearn <= SKLEARN_LAYER_BEFORE_MIB + 0.05)}"
+    )
 
 
 # --- --profile-imports ----------------------------------------------------------------
 
+PROFILE = """\
+import json, sys, time
+from types import SimpleNamespace
+sys.path[:0] = json.loads(sys.argv[1])
+started = time.perf_counter()
+import awslambdaric.bootstrap
+import predict_api.handler as module
+imported = time.perf_counter()
+context = SimpleNamespace(
+    function_name="PredictApiFunction", function_version="$LATEST",
+    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:bench",
+    memory_limit_in_mb=1024, aws_request_id="bench", log_group_name="g", log_stream_name="s",
+    get_remaining_time_in_millis=lambda: 30_000,
+)
+response = module.handler(json.loads(sys.argv[2]), context)
+done = time.perf_counter()
+assert response["statusCode"] == 200, response
+print("PHASES", json.dumps({"import_s": imported - started, "first_invoke_s": done - imported}))
+"""
 
-def _import_times(stderr: str) -> dict[str, float]:
-    """Self time (us) of each module in -X importtime's report."""
-    times: dict[str, float] = {}
-    for line in stderr.splitlines():
-        if not line.startswith("import time:") or "self [us]" in line:
-            continue
-        self_us, _, name = line.removeprefix("import time:").split("|")
-        times[name.strip()] = float(self_us)
-    return times
 
-
-def _by_package(times: dict[str, float]) -> dict[str, float]:
-    totals: dict[str, float] = defaultdict(float)
-    for name, us in times.items():
-        totals[name.split(".")[0]] += us
-    return dict(totals)
-
-
-def _profile_imports(variant: Variant, artifact: Artifact, model: Path) -> None:
-    """Where the function's cold path goes beyond the floor's, by imported module.
-
-    The function's cold path runs in process (no emulator: awslambdaric and the handler
-    imported, then one /predict with an empty model cache), under -X importtime, since -I
-    makes the interpreter ignore PYTHONPROFILEIMPORTTIME; the floor runs as measured.
-    """
+def _profile_imports(build: Build, artifact: Artifact) -> None:
+    """The onnx function's cold path in process under -X importtime, by top-level package."""
     import boto3
 
     from bench._support import moto_server
@@ -400,13 +328,10 @@ def _profile_imports(variant: Variant, artifact: Artifact, model: Path) -> None:
     from model_store import open_registry
     from tests.events import load_event
 
-    event = load_event("predict.json")
-    record = json.loads(event["body"])
-    row = [float(record[name]) for name in artifact.manifest.feature_names]
-    paths = [str(variant.build / FUNCTION), *map(str, variant.layers)]
-    paths += map(str, variant.runtime_dirs)
-    command = [variant.python, "-I", "-S", "-X", "importtime", "-c", PROFILE_FUNCTION]
-    command += [json.dumps(paths), json.dumps(event)]
+    spec = build.spec("project, onnx", {})
+    paths = spec.python_path()
+    command = [build.python, "-I", "-S", "-X", "importtime", "-c", PROFILE]
+    command += [json.dumps(paths), json.dumps(load_event("predict.json"))]
     with moto_server(free_port()) as endpoint, tempfile.TemporaryDirectory() as tmp:
         client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
         client.create_bucket(Bucket=MODEL_BUCKET)
@@ -418,60 +343,38 @@ def _profile_imports(variant: Variant, artifact: Artifact, model: Path) -> None:
             "PATH": os.environ.get("PATH", ""),
             "MODEL_BUCKET": MODEL_BUCKET,
             "MODEL_NAME": "iris",
+            "SERVING_RUNTIME": "onnx",
             "AWS_ENDPOINT_URL_S3": endpoint,
-            "AWS_LAMBDA_FUNCTION_NAME": FUNCTION,
+            "AWS_LAMBDA_FUNCTION_NAME": "PredictApiFunction",
             "TMPDIR": tmp,
         }
-        function = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if function.returncode != 0:
-        raise SystemExit(f"profile of {variant.label} failed:\n{function.stderr[-3000:]}")
-    floor = subprocess.run(
-        _floor_command(variant, model, row, ("-X", "importtime")),
-        capture_output=True,
-        text=True,
-        check=True,
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"profile of {build.label} failed:\n{done.stderr[-3000:]}")
+    phases = next(
+        json.loads(line.removeprefix("PHASES "))
+        for line in done.stdout.splitlines()
+        if line.startswith("PHASES ")
     )
-    phases: dict[str, float] = {}
-    for line in function.stdout.splitlines():
-        if line.startswith("PHASES "):
-            phases = json.loads(line.removeprefix("PHASES "))
-    load_ms = _model_load_ms(function.stdout.splitlines())
-    fn_times, floor_times = _import_times(function.stderr), _import_times(floor.stderr)
-    only = {name: us for name, us in fn_times.items() if name not in floor_times}
-    both_fn = sum(us for name, us in fn_times.items() if name in floor_times)
-    both_floor = sum(us for name, us in floor_times.items() if name in fn_times)
-    lines = [
-        f"\n--- {variant.label}: the function's cold path in process, -X importtime ---",
-        f"  import awslambdaric and the handler: {phases.get('import_s', float('nan')):.3f} s; "
-        f"first /predict: {phases.get('first_invoke_s', float('nan')):.3f} s "
-        f"(model load {_ms(load_ms)} ms of it)",
-        f"  modules imported: function {len(fn_times)} ({sum(fn_times.values()) / 1e3:.0f} ms "
-        f"self), floor {len(floor_times)} ({sum(floor_times.values()) / 1e3:.0f} ms self)",
-        f"  modules both import: {both_fn / 1e3:.0f} ms self in the function, "
-        f"{both_floor / 1e3:.0f} ms in the floor",
-        f"  modules only the function imports: {len(only)}, {sum(only.values()) / 1e3:.0f} ms "
-        "self; by top-level package:",
-    ]
-    for name, us in sorted(_by_package(only).items(), key=lambda item: -item[1])[:15]:
-        lines.append(f"    {name:28}{us / 1e3:8.1f} ms")
-    _say("\n".join(lines))
+    totals: dict[str, float] = defaultdict(float)
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:") and "self [us]" not in line:
+            self_us, _, name = line.removeprefix("import time:").split("|")
+            totals[name.strip().split(".")[0]] += float(self_us)
+    _say(
+        f"\n--- {build.label}, project onnx in process: import {phases['import_s']:.3f} s, "
+        f"first /predict {phases['first_invoke_s']:.3f} s; imports by package (self time):"
+    )
+    for name, us in sorted(totals.items(), key=lambda item: -item[1])[:20]:
+        _say(f"    {name:28}{us / 1e3:8.1f} ms")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument(
-        "--warmup",
-        type=int,
-        default=1,
-        help="untimed cold start + floor pairs first, so both meet a warm page cache",
-    )
-    parser.add_argument(
-        "--profile-imports",
-        action="store_true",
-        help="afterwards, run the function's cold path and the floor in process under "
-        "-X importtime and print, to stderr, the packages whose imports the function adds",
-    )
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first")
+    parser.add_argument("--warm", type=int, default=200, help="warm requests per cold start")
+    parser.add_argument("--profile-imports", action="store_true")
     args = parser.parse_args()
     os.environ.pop("AWS_PROFILE", None)
     os.environ.update(CREDENTIALS)
@@ -480,23 +383,25 @@ def main() -> None:
 
     _say(f"make build PYTHON_VERSION={TARGET_PYTHON} (the target runtime) ...")
     with stdout_to_stderr():
-        target_build = build(TARGET_PYTHON)
-    layer_mib = size_of(target_build / "DependenciesLayer") / MIB
-    variants = _variants(target_build)
-
+        target = build(TARGET_PYTHON)
+    builds = _builds(target)
     _say("training the iris best model (six-algorithm grid search) ...")
     artifact = iris_best_artifact()
-    results: list[Result] = []
-    with tempfile.TemporaryDirectory(prefix="cold-start-") as tmp_name:
-        model = artifact.write(Path(tmp_name) / "artifact") / "model.joblib"
-        for variant in variants:
-            _say(f"{variant.label} ({variant.python}): {args.runs} cold starts and floors ...")
-            results.append(_measure(variant, artifact, model, args.runs, args.warmup))
-        _print_results(layer_mib, artifact.manifest.algorithm, results, args.runs, args.warmup)
+    if artifact.manifest.onnx is None:
+        raise SystemExit(f"the iris best has no ONNX form: {artifact.manifest.onnx_refused}")
+    _print_layers(target)
+    print(
+        f"\nmodel: {artifact.manifest.algorithm} {artifact.manifest.params} (iris best), "
+        f"ONNX form: {artifact.manifest.onnx.graph} graph; S3: moto server over HTTP"
+    )
+    for each in builds:
+        _say(f"{each.label}: {args.runs} rounds of {len(KINDS)} cold starts ...")
+        results = _measure(each, artifact, args.runs, args.warmup, args.warm)
+        _print(each, results, args.runs, args.warm)
         sys.stdout.flush()
-        if args.profile_imports:
-            for variant in variants:
-                _profile_imports(variant, artifact, model)
+    if args.profile_imports:
+        for each in builds:
+            _profile_imports(each, artifact)
 
 
 if __name__ == "__main__":
