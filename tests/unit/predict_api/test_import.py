@@ -35,10 +35,14 @@ import predict_api.handler
 during_import = list(calls)
 import socket
 socket.getaddrinfo("127.0.0.1", 9)  # the control: the hook does see socket calls
+openapi_models = sys.modules["fastapi.openapi.models"]
 print(json.dumps({
     "socket_calls": during_import,
     "control_calls": [event for event, _ in calls[len(during_import):]],
     "sklearn_modules": sorted(m for m in sys.modules if m.split(".")[0] == "sklearn"),
+    "unpickling_modules": sorted(m for m in sys.modules if m.split(".")[0] in {"joblib", "scipy"}),
+    "botocore_client_imported": "botocore.client" in sys.modules,
+    "openapi_models_deferred": not openapi_models.OpenAPI.__pydantic_complete__,
     "handler_callable": callable(predict_api.handler.handler),
     "bucket": predict_api.handler.app.state.service.settings.model_bucket,
 }))
@@ -149,4 +153,19 @@ def test_importing_the_handler_opens_no_socket_and_loads_no_sklearn(
     assert report["socket_calls"] == []
     assert report["control_calls"] == ["socket.getaddrinfo"]
     assert report["sklearn_modules"] == []
+    assert report["unpickling_modules"] == []
     assert recorder.peers == []
+
+
+def test_importing_the_handler_leaves_the_heavy_parts_for_later(
+    recorder: ConnectionRecorder,
+) -> None:
+    """What the cold start does not pay at import: FastAPI's OpenAPI models are built when
+    /openapi.json first needs them (if a pydantic release moves the default the package
+    switches, this fails and says so), and no botocore client is made for the registry."""
+    result = _run(AUDITED_IMPORT, recorder.url)
+
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["openapi_models_deferred"] is True
+    assert report["botocore_client_imported"] is False
