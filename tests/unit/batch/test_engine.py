@@ -553,3 +553,67 @@ def test_every_data_line_lands_exactly_once_in_predictions_or_errors(
     assert sorted(scored_lines + error_lines) == sorted(expected_good + expected_bad)
     assert scored_lines == expected_good
     assert error_lines == expected_bad
+
+
+# -- a model of one feature ---------------------------------------------------------------
+
+
+def test_a_one_feature_model_scores_valid_chunks_and_reports_bad_cells(tmp_path: Path) -> None:
+    """Chunks are converted in one call; with a single feature column, cells come one per row."""
+    from model_store.loading import load_artifact_dir
+    from model_store.training import Dataset, build_artifact, train
+
+    values = [[float(i % 10)] for i in range(60)]
+    labels = ["low" if v[0] < 5 else "high" for v in values]
+    import numpy as np
+
+    dataset = Dataset(np.array(values), np.array(labels), ["x"], "level", "synthetic")
+    artifact = build_artifact(
+        train(dataset, algorithms=("decision_tree",), cv_folds=3), name="levels"
+    )
+    model = load_artifact_dir(artifact.write(tmp_path / "levels"), runtime="onnx")
+    rows = [[str(v)] for v in (1.0, 8.0, 2.0)]
+    text = csv_text(["x"], [*rows, ["oops"], ["9.5"]])
+
+    result = _score(tmp_path, model, text, chunk_rows=3)
+
+    predicted = parse_csv(result.predictions)
+    assert [row[:2] for row in predicted[1:]] == [
+        ["1.0", "low"],
+        ["8.0", "high"],
+        ["2.0", "low"],
+        ["9.5", "high"],
+    ]
+    assert [(e["line"], e["reason"]) for e in parse_errors(result.errors)] == [
+        ("5", "x: 'oops' is not a number")
+    ]
+
+
+def test_the_garbage_collector_is_paused_while_scoring_and_restored_after(
+    tmp_path: Path, loaded_model: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    seen: list[bool] = []
+    real_predict = LoadedModel.predict
+
+    def predict(self: LoadedModel, rows: object) -> object:
+        seen.append(gc.isenabled())
+        return real_predict(self, rows)
+
+    monkeypatch.setattr(LoadedModel, "predict", predict)
+    table = iris_table()
+    assert gc.isenabled()
+
+    _score(tmp_path, loaded_model, csv_text(table.header, table.rows), chunk_rows=50)
+    rejected = _score(tmp_path, loaded_model, "no,features,here\n1,2,3\n", out="rejected")
+
+    assert seen == [False, False, False]  # three chunks, each scored with it paused
+    assert rejected.report.status == "rejected"
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        _score(tmp_path, loaded_model, csv_text(table.header, table.rows[:5]), out="again")
+        assert not gc.isenabled()  # a caller's choice is left as it was
+    finally:
+        gc.enable()
