@@ -8,7 +8,6 @@ on-failure destination take over; repeated deliveries are skipped by the engine.
 
 from __future__ import annotations
 
-from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
@@ -29,11 +28,9 @@ copy_config_to_registered_loggers(source_logger=logger, include={"model_store"})
 
 settings = BatchSettings()
 loader = settings.loader()
-
-
-@cache
-def _client() -> S3Client:
-    return s3_client()
+# Every invocation needs the data bucket's client: it is made in the init phase (it makes
+# no network call), not on the clock of the first object.
+client: S3Client = s3_client()
 
 
 class BatchFailedError(Exception):
@@ -53,7 +50,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.append_keys(source=f"s3://{bucket}/{key}")
         try:
             outcome = score_s3_object(
-                _client(),
+                client,
                 bucket,
                 key,
                 loader.get,
