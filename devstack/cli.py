@@ -90,6 +90,7 @@ def banner(stack: LocalStack, seconds: float) -> str:
         "  buckets        "
         + ", ".join(f"{name} ({logical})" for logical, name in stack.buckets.items()),
         f"  registry       {registry}",
+        f"  runtime        {_runtime_note(environment.get('SERVING_RUNTIME', ''))}",
         f"  state          {stack.config.state}",
         "",
         "Try, in another terminal:",
@@ -113,6 +114,14 @@ def banner(stack: LocalStack, seconds: float) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _runtime_note(runtime: str) -> str:
+    other = "sklearn" if runtime == "onnx" else "onnx"
+    return (
+        f"{runtime or 'the code default'} (ServingRuntime; ARGS=\"--parameter-overrides "
+        f"ServingRuntime={other}\" for the other)"
+    )
 
 
 def example_record(stack: LocalStack) -> dict[str, float]:

@@ -53,6 +53,14 @@ def moto_endpoint() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def local_build() -> Path:
+    """`make build` for this machine's Python, once per session (what `make local` runs)."""
+    from devstack import runtime
+
+    return runtime.build(quiet=True)
+
+
 def bucket_with_model(endpoint: str, artifact: Artifact, prefix: str = "") -> str:
     """A new moto bucket whose registry (under PREFIX) has ARTIFACT as iris@1, promoted."""
     import uuid

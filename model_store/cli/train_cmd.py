@@ -135,7 +135,9 @@ def run(args: argparse.Namespace) -> int:
             f"best: {best.algorithm} {best.params}",
             onnx_summary(artifact.manifest),
             f"wrote {args.out}/model.joblib ({artifact.manifest.size_bytes} bytes, "
-            f"sha256 {artifact.manifest.sha256[:12]}) and manifest.json",
+            f"sha256 {artifact.manifest.sha256[:12]}), "
+            + ("model.onnx, " if artifact.onnx_bytes is not None else "")
+            + "and manifest.json",
             f"next: model-store publish {args.out} --registry ...",
         ]
     )

@@ -126,6 +126,7 @@ def test_the_banner_says_where_everything_is(make_local: Running) -> None:
     assert len(make_local.value("API key")) >= 20
     assert make_local.value("S3 endpoint").startswith("http://127.0.0.1:")
     assert "(DataBucket)" in "\n".join(make_local.banner)
+    assert make_local.value("runtime") == "onnx"  # the template's default ServingRuntime
     assert json.loads((make_local.state_dir / "stack.json").read_text())["api_key"] == (
         make_local.value("API key")
     )
@@ -207,6 +208,28 @@ def test_make_invoke_runs_one_function_and_prints_the_response_and_report(
     report = [line for line in result.stderr.splitlines() if line.startswith("REPORT")]
     assert len(report) == 1
     assert re.search(r"Init Duration: [1-9][\d.]* ms\tDuration: [\d.]+ ms", report[0]), report
+
+
+@pytest.mark.parametrize(
+    ("overrides", "runtime"),
+    [((), "onnx"), (("--parameter-overrides", "ServingRuntime=sklearn"), "sklearn")],
+)
+def test_make_invoke_serves_the_runtime_the_parameters_choose(
+    stack: LocalStack, overrides: tuple[str, ...], runtime: str
+) -> None:
+    result = invoke(
+        "PredictApiFunction",
+        "--event",
+        "events/predict.json",
+        "--s3-endpoint",
+        stack.s3_endpoint,
+        *overrides,
+    )
+    assert result.returncode == 0, result.stderr
+    response = json.loads(result.stdout)
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"])["prediction"] == "setosa"
+    assert f"{runtime} runtime) in" in result.stderr  # the loader's own line
 
 
 def test_make_invoke_prints_a_handler_error_like_sam_local_invoke(stack: LocalStack) -> None:

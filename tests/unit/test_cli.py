@@ -60,7 +60,7 @@ def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, text
 @pytest.mark.slow
 def test_train_on_iris_compares_six_algorithms_and_picks_an_accurate_best(tmp_path: Path) -> None:
     out = tmp_path / "artifact"
-    result = run_script("train", "--out", str(out))
+    result = run_script("train", "--out", str(out), "--jobs", "-1")
     assert result.returncode == 0, result.stderr
     human = result.stdout
     for algorithm in (

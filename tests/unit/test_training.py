@@ -255,7 +255,7 @@ def test_psi_of_no_data_is_zero() -> None:
 @pytest.mark.slow
 def test_full_six_algorithm_iris_training() -> None:
     messages: list[str] = []
-    result = train(load_iris_dataset(), progress=messages.append)
+    result = train(load_iris_dataset(), progress=messages.append, n_jobs=-1)
 
     assert set(ALGORITHMS) == {
         "knn",

@@ -19,7 +19,7 @@ import pytest
 from sklearn.datasets import load_iris
 
 from devstack.rie import FunctionSpec, RieProcess
-from devstack.runtime import base_python, build, runtime_dir
+from devstack.runtime import base_python, runtime_dir
 from model_store import Artifact
 from tests.conftest import bucket_with_model
 from tests.events import EVENTS_DIR, load_event
@@ -45,8 +45,8 @@ PROBED = ("sklearn", "scipy", "joblib", "onnxruntime", "numpy", "pytest", "moto"
 
 
 @pytest.fixture(scope="module")
-def built() -> Path:
-    return build()
+def built(local_build: Path) -> Path:
+    return local_build
 
 
 @pytest.fixture(scope="module")

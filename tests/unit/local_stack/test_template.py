@@ -30,9 +30,9 @@ FUNCTIONS = ("PredictApiFunction", "BatchScoringFunction")
 
 
 @pytest.fixture(scope="module")
-def built() -> Path:
+def built(local_build: Path) -> Path:
     """The template `sam build` wrote for this Python: what `make local` runs."""
-    path = runtime.build(quiet=True) / "template.yaml"
+    path = local_build / "template.yaml"
     assert path.exists()
     return path
 
