@@ -119,8 +119,8 @@ def banner(stack: LocalStack, seconds: float) -> str:
 def _runtime_note(runtime: str) -> str:
     other = "sklearn" if runtime == "onnx" else "onnx"
     return (
-        f"{runtime or 'the code default'} (ServingRuntime; ARGS=\"--parameter-overrides "
-        f"ServingRuntime={other}\" for the other)"
+        f'{runtime or "the code default"} (ServingRuntime; ARGS="--parameter-overrides '
+        f'ServingRuntime={other}" for the other)'
     )
 
 
