@@ -115,7 +115,9 @@ def main() -> None:
     args = parser.parse_args()
 
     import boto3
-    from moto import mock_aws
+
+    from bench._support import moto_server
+    from devstack.rie import free_port
 
     os.environ.update(
         AWS_ACCESS_KEY_ID="bench",
@@ -129,8 +131,9 @@ def main() -> None:
     from tests.events import load_event
 
     artifact = iris_best_artifact()
-    with mock_aws():
-        client = boto3.client("s3")
+    with moto_server(free_port()) as endpoint:
+        os.environ["AWS_ENDPOINT_URL_S3"] = endpoint
+        client = boto3.client("s3", endpoint_url=endpoint)
         client.create_bucket(Bucket="bench-models")
         registry = open_registry("s3://bench-models", s3_client=client)
         registry.publish(artifact, name="iris", version="1")
