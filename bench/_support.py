@@ -14,11 +14,26 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 from model_store import Artifact
 from model_store.training import build_artifact, load_iris_dataset, train
+
+
+def lambda_context(function_name: str, memory_mb: int = 1024) -> SimpleNamespace:
+    """What a Python handler gets as its context, for calling it in process."""
+    return SimpleNamespace(
+        function_name=function_name,
+        function_version="$LATEST",
+        invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}",
+        memory_limit_in_mb=memory_mb,
+        aws_request_id="bench",
+        log_group_name=f"/aws/lambda/{function_name}",
+        log_stream_name="local",
+        get_remaining_time_in_millis=lambda: 30_000,
+    )
 
 
 def iris_best_artifact() -> Artifact:

@@ -34,14 +34,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._support import Timing, stdout_to_devnull  # noqa: E402
+from bench._support import Timing, lambda_context, stdout_to_devnull  # noqa: E402
 from devstack.stack import LocalStack, StackConfig  # noqa: E402
 from tests.events import load_event  # noqa: E402
 
@@ -94,19 +93,6 @@ class GatewayClient:
 
     def close(self) -> None:
         self.connection.close()
-
-
-def _lambda_context(name: str, memory_mb: int) -> Any:
-    return SimpleNamespace(
-        function_name=name,
-        function_version="$LATEST",
-        invoked_function_arn=f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
-        memory_limit_in_mb=memory_mb,
-        aws_request_id="bench",
-        log_group_name=f"/aws/lambda/{name}",
-        log_stream_name="local",
-        get_remaining_time_in_millis=lambda: 30_000,
-    )
 
 
 def _timed(call: Callable[[], object]) -> float:
@@ -217,7 +203,7 @@ def _run(
         AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
         AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(spec.memory_mb),
     )
-    context = _lambda_context(name, spec.memory_mb)
+    context = lambda_context(name, spec.memory_mb)
     answers: list[dict[str, Any]] = []
 
     def direct() -> None:

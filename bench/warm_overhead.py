@@ -30,7 +30,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -38,21 +38,18 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench._support import Timing, interleaved, iris_best_artifact, stdout_to_devnull  # noqa: E402
+from bench._support import (  # noqa: E402
+    Timing,
+    interleaved,
+    iris_best_artifact,
+    lambda_context,
+    stdout_to_devnull,
+)
 
 OVERHEAD_TARGET = 2.5  # x the bare app
 BATCH_TARGET = 2.0  # x the floor
 HANDLER = ROOT / "functions" / "predict_api" / "predict_api" / "handler.py"
-CONTEXT = SimpleNamespace(
-    function_name="PredictApiFunction",
-    function_version="$LATEST",
-    invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:bench",
-    memory_limit_in_mb=1024,
-    aws_request_id="bench",
-    log_group_name="g",
-    log_stream_name="s",
-    get_remaining_time_in_millis=lambda: 30_000,
-)
+CONTEXT = lambda_context("PredictApiFunction")
 
 
 def _load(name: str, path: Path) -> ModuleType:

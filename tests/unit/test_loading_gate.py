@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import uuid
 from importlib.metadata import version as dist_version
 from pathlib import Path
@@ -17,7 +16,6 @@ from model_store import (
     IncompatibleModelError,
     IntegrityError,
     ModelNotFoundError,
-    Registry,
     VersionNotFoundError,
     load_model,
     open_registry,
@@ -25,32 +23,10 @@ from model_store import (
 from model_store.artifact import Artifact, dump_model, sha256_hex
 from model_store.loading import DEFAULT_CACHE_DIR
 from model_store.manifest import Manifest
-from model_store.registry import LocalStore
+from tests.doubles import CountingRegistry, Trap
 
 RUNNING_SKLEARN = dist_version("scikit-learn")
 MODEL_KEY = "models/{name}/{version}/model.joblib"
-
-
-class _Trap:
-    """Unpickling this runs ``os.mkdir(marker)``: a visible stand-in for hostile code."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return (os.mkdir, (str(self.marker),))
-
-
-class CountingRegistry(Registry):
-    """A registry that counts how often model files are downloaded."""
-
-    def __init__(self, root: Path) -> None:
-        super().__init__(LocalStore(root))
-        self.byte_reads = 0
-
-    def read_file(self, name: str, version: str, file: str) -> bytes:
-        self.byte_reads += 1
-        return super().read_file(name, version, file)
 
 
 def _artifact_for(template: Manifest, data: bytes, **update: object) -> Artifact:
@@ -69,7 +45,7 @@ def _artifact_for(template: Manifest, data: bytes, **update: object) -> Artifact
 
 def _trap_artifact(template: Manifest, marker: Path) -> Artifact:
     # Uncompressed, so the marker path sits in the pickle stream as plain text.
-    return _artifact_for(template, dump_model(_Trap(marker), compress=0), compress=0)
+    return _artifact_for(template, dump_model(Trap(marker), compress=0), compress=0)
 
 
 def _with_sklearn(artifact: Artifact, sklearn_version: str) -> Artifact:
@@ -270,7 +246,7 @@ def test_corrupted_cached_trap_is_never_unpickled(tmp_path: Path, iris_artifact:
     cache.mkdir()
     marker = tmp_path / "marker"
     (cache / f"{iris_artifact.manifest.sha256}.joblib").write_bytes(
-        dump_model(_Trap(marker), compress=0)
+        dump_model(Trap(marker), compress=0)
     )
 
     loaded = load_model(registry, "iris", "1", cache_dir=cache)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,36 +20,16 @@ from model_store import (
 from model_store.artifact import Artifact, dump_model, sha256_hex
 from model_store.loading import load_artifact_dir
 from model_store.manifest import OnnxForm
-from model_store.registry import LocalStore, Registry
 from model_store.training import load_iris_dataset
+from tests.doubles import CountingRegistry, Trap
 
 RUNNING = onnxruntime.__version__
 ONNX_KEY = "models/{name}/{version}/model.onnx"
 
 
-class _Trap:
-    """Unpickling this runs ``os.mkdir(marker)``."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return (os.mkdir, (str(self.marker),))
-
-
-class CountingRegistry(Registry):
-    def __init__(self, root: Path) -> None:
-        super().__init__(LocalStore(root))
-        self.files: list[str] = []
-
-    def read_file(self, name: str, version: str, file: str) -> bytes:
-        self.files.append(file)
-        return super().read_file(name, version, file)
-
-
 def _with_trapped_joblib(artifact: Artifact, marker: Path) -> Artifact:
     """The real ONNX form, beside a model.joblib whose unpickling would run code."""
-    data = dump_model(_Trap(marker), compress=0)
+    data = dump_model(Trap(marker), compress=0)
     manifest = artifact.manifest.model_copy(
         update={"sha256": sha256_hex(data), "size_bytes": len(data)}
     )

@@ -17,22 +17,22 @@ from collections.abc import Iterator
 
 
 @contextlib.contextmanager
-def _pydantic_builds_deferred() -> Iterator[bool]:
+def _pydantic_builds_deferred() -> Iterator[None]:
     try:
         from pydantic._internal._config import config_defaults
     except ImportError:  # pragma: no cover - a pydantic without it
-        yield False
+        yield
         return
     if config_defaults.get("defer_build") is not False:
-        yield False
+        yield
         return
     config_defaults["defer_build"] = True
     try:
-        yield True
+        yield
     finally:
         config_defaults["defer_build"] = False
 
 
-with _pydantic_builds_deferred() as FASTAPI_MODELS_DEFERRED:
+with _pydantic_builds_deferred():
     import fastapi.applications
     import fastapi.openapi.utils  # noqa: F401
