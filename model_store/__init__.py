@@ -22,6 +22,7 @@ from model_store.exceptions import (
     NothingToRollBackError,
     RegistryError,
     TrainingDataError,
+    UnscorableError,
     VersionExistsError,
     VersionNotFoundError,
 )
@@ -59,6 +60,7 @@ __all__ = [
     "RegistryError",
     "RuntimeName",
     "TrainingDataError",
+    "UnscorableError",
     "VersionExistsError",
     "VersionNotFoundError",
     "batch_model",

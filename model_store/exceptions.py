@@ -69,3 +69,16 @@ class TrainingDataError(ModelStoreError, ValueError):
 
 class InputError(ModelStoreError, ValueError):
     """Records to score that do not fit the model's features."""
+
+
+class UnscorableError(InputError):
+    """Valid, finite numbers the model cannot score: its arithmetic overflows on them.
+
+    ``rows`` maps the index of each such row to why, naming the fields that are the cause.
+    """
+
+    def __init__(self, rows: dict[int, str]) -> None:
+        self.rows = rows
+        first = min(rows)
+        more = f" (and {len(rows) - 1} more rows)" if len(rows) > 1 else ""
+        super().__init__(f"row {first}: {rows[first]}{more}")

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from model_store.artifact import MODEL_FILE, ONNX_FILE, Artifact, sha256_hex, verify_bytes
-from model_store.exceptions import IncompatibleModelError, MissingFormError
+from model_store.exceptions import IncompatibleModelError, MissingFormError, UnscorableError
 from model_store.manifest import Manifest
 from model_store.registry import Registry
 from model_store.runtimes import ModelRuntime, RuntimeName
-from model_store.scoring import Predictions, as_matrix
+from model_store.scoring import Predictions, as_matrix, explain_unscorable
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,28 @@ class LoadedModel:
         return estimator
 
     def predict(self, rows: Any) -> Predictions:
-        """Score records, a DataFrame or a matrix (feature order) in one vectorised call."""
-        return self.runtime.predict(as_matrix(rows, self.manifest.feature_names))
+        """Score records, a DataFrame or a matrix (feature order) in one vectorised call.
+
+        Raises InputError for rows that are not the model's features, and UnscorableError
+        (an InputError) when the model cannot score some of them.
+        """
+        predictions, unscorable = self.score(rows)
+        if unscorable:
+            raise UnscorableError(unscorable)
+        return predictions
+
+    def score(self, rows: Any) -> tuple[Predictions, dict[int, str]]:
+        """Predictions for every row, and the rows the model could not score with why.
+
+        Those rows' labels and probabilities mean nothing: a caller drops them.
+        """
+        matrix = as_matrix(rows, self.manifest.feature_names)
+        predictions = self.runtime.predict(matrix)
+        features = self.manifest.features
+        unscorable = {
+            i: explain_unscorable(features, matrix[i]) for i in predictions.nonfinite_rows()
+        }
+        return predictions, unscorable
 
 
 def load_model(
@@ -75,7 +95,8 @@ def load_model(
     started = time.perf_counter()
     manifest = registry.read_manifest(name, version)
     source = f"{name}@{version}"
-    file, sha256, size = _served_file(manifest, runtime, source, allow_version_mismatch)
+    remedy = f"serve it with the sklearn runtime, or add one with `model-store add-onnx {source}`"
+    file, sha256, size = _served_file(manifest, runtime, source, remedy, allow_version_mismatch)
     data = _cached_bytes(cache_dir, sha256, file)
     from_cache = data is not None
     if data is None:
@@ -97,7 +118,9 @@ def load_artifact_dir(
     if manifest.version is None:
         manifest = manifest.model_copy(update={"version": "local"})
     source = str(directory)
-    _served_file(manifest, runtime, source, allow_version_mismatch)
+    _served_file(
+        manifest, runtime, source, "score it with the sklearn runtime", allow_version_mismatch
+    )
     data = artifact.onnx_bytes if runtime == "onnx" else artifact.model_bytes
     assert data is not None  # _served_file refuses an onnx load without a form
     return LoadedModel(
@@ -106,15 +129,14 @@ def load_artifact_dir(
 
 
 def _served_file(
-    manifest: Manifest, runtime: RuntimeName, source: str, allow_mismatch: bool
+    manifest: Manifest, runtime: RuntimeName, source: str, remedy: str, allow_mismatch: bool
 ) -> tuple[str, str, int]:
     """(file, sha256, size) the runtime needs, once its versions are known to fit."""
     if runtime == "onnx":
         form = manifest.onnx
         if form is None:
             raise MissingFormError(
-                f"{source} has no ONNX form ({manifest.onnx_missing_reason}); serve it with "
-                f"the sklearn runtime, or add one with `model-store add-onnx {source}`"
+                f"{source} has no ONNX form ({manifest.onnx_missing_reason}); {remedy}"
             )
         _check_onnxruntime(form.onnxruntime, source, allow_mismatch)
         return ONNX_FILE, form.sha256, form.size_bytes

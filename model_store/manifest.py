@@ -92,6 +92,8 @@ class OnnxForm(_Frozen):
     input_name: str
     label_output: str
     probabilities_output: str | None
+    # An output of the values the graph casts to float32 before its classifier, if it does.
+    float32_stage: str | None = None
     converter: dict[str, str]  # skl2onnx and onnx versions
     onnxruntime: str  # the release the proof ran on
     proof: ParityProof

@@ -42,6 +42,7 @@ TARGET_OPSET = {"": 18, "ai.onnx.ml": 3}
 INPUT_NAME = "input"
 FLOAT64 = "float64"
 FLOAT32_CLASSIFIER = "float64 scaler, float32 classifier"
+FLOAT32_STAGE = "float32_stage"
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,8 @@ def convert(
         except Exception as exc:
             reasons.append(f"{graph} graph: skl2onnx cannot convert it: {_first_line(exc)}")
             continue
+        if graph != FLOAT64:
+            _expose_float32_stage(onnx_model)
         data = onnx_model.SerializeToString()
         try:
             runtime = _runtime(data, onnx_model, list(classes))
@@ -196,11 +199,29 @@ def _to_onnx(model: Any, *, n_features: int) -> Any:
         )
 
 
+def _expose_float32_stage(onnx_model: Any) -> None:
+    """Make the values the graph casts to float32 an output (named FLOAT32_STAGE), so the
+    runtime can tell the rows float32 cannot hold from the rest."""
+    from onnx import TensorProto, helper
+
+    for node in onnx_model.graph.node:
+        to = next((a.i for a in node.attribute if a.name == "to"), None)
+        if node.op_type == "Cast" and to == TensorProto.FLOAT:
+            onnx_model.graph.node.append(
+                helper.make_node("Identity", [node.input[0]], [FLOAT32_STAGE])
+            )
+            onnx_model.graph.output.append(
+                helper.make_tensor_value_info(FLOAT32_STAGE, TensorProto.DOUBLE, None)
+            )
+            return
+
+
 def _runtime(data: bytes, onnx_model: Any, classes: list[str]) -> OnnxRuntime:
     outputs = [o.name for o in onnx_model.graph.output]
     label = outputs[0]
-    probabilities = outputs[1] if len(outputs) > 1 else None
-    return OnnxRuntime(new_session(data), INPUT_NAME, label, probabilities, classes)
+    probabilities = outputs[1] if len(outputs) > 1 and outputs[1] != FLOAT32_STAGE else None
+    stage = FLOAT32_STAGE if FLOAT32_STAGE in outputs else None
+    return OnnxRuntime(new_session(data), INPUT_NAME, label, probabilities, classes, stage)
 
 
 # -- proof -------------------------------------------------------------------------------
@@ -289,6 +310,7 @@ def _form(
         input_name=runtime.input_name,
         label_output=runtime.label_output,
         probabilities_output=runtime.probabilities_output,
+        float32_stage=runtime.float32_stage,
         converter={"skl2onnx": skl2onnx.__version__, "onnx": onnx.__version__},
         onnxruntime=running_version(),
         proof=ParityProof(

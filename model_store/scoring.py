@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from model_store.exceptions import InputError
+
+if TYPE_CHECKING:
+    from model_store.manifest import Feature
 
 Matrix = npt.NDArray[np.float64]
 _SMALL = 256
@@ -37,6 +40,13 @@ class Predictions:
     @classmethod
     def empty(cls, classes: list[str]) -> Predictions:
         return cls([], classes, np.empty((0, len(classes))))
+
+    def nonfinite_rows(self) -> list[int]:
+        """Rows whose probabilities are not all finite numbers: the model could not score them."""
+        if self.probabilities is None or len(self.probabilities) == 0:
+            return []
+        finite = np.isfinite(self.probabilities).all(axis=1)
+        return [] if finite.all() else np.flatnonzero(~finite).tolist()
 
     def probability_dicts(self) -> list[dict[str, float]] | None:
         if self.probabilities is None:
@@ -85,3 +95,22 @@ def _all_finite(matrix: Matrix) -> bool:
     if matrix.size <= _SMALL:
         return all(map(math.isfinite, matrix.ravel().tolist()))
     return bool(np.isfinite(matrix).all())
+
+
+def explain_unscorable(features: Sequence[Feature], row: Matrix) -> str:
+    """Why a model could not score ROW, naming the fields far outside its training data."""
+    outside = []
+    for feature, value in zip(features, row.tolist(), strict=True):
+        stats = feature.stats
+        span = max(stats.max - stats.min, abs(stats.std), 1e-12)
+        distance = max(stats.min - value, value - stats.max, 0.0) / span
+        if distance > 0:
+            outside.append((distance, feature.name, value, stats))
+    if not outside:
+        return "the model cannot score this combination of values (its output is not a number)"
+    outside.sort(key=lambda item: -item[0])
+    named = "; ".join(
+        f"{name}={value:g} is outside the training range {stats.min:g} to {stats.max:g}"
+        for _, name, value, stats in outside[:3]
+    )
+    return f"the model cannot score these values: {named}"

@@ -218,7 +218,7 @@ class _Scorer:
             return
         matrix = self._all_good()
         if matrix is not None:
-            self._score(matrix, self._lines, self._raws)
+            self._write_errors(self._score(matrix, self._lines, self._raws))
         else:
             self._one_by_one()
         # Emptied in place: read() holds these very lists.
@@ -259,33 +259,54 @@ class _Scorer:
                 reason, cells = _row_problem(row, self._width, self._columns, self.features)
             if reason:
                 bad.append((line, reason, raw))
-                if len(self.tally.first_errors) < FIRST_ERRORS:
-                    self.tally.first_errors.append(RowError(line=line, reason=reason))
             else:
                 good_lines.append(line)
                 good_raws.append(raw)
                 values.extend(cells)
         if good_lines:
             matrix = np.array(values, dtype=np.float64).reshape(len(good_lines), -1)
-            self._score(matrix, good_lines, good_raws)
-        if bad:
-            self.errors.write(_csv_bytes([list(b) for b in bad]))
-            self.tally.rows_failed += len(bad)
+            bad += self._score(matrix, good_lines, good_raws)
+        self._write_errors(sorted(bad))
 
-    def _score(self, matrix: npt.NDArray[np.float64], lines: list[int], raws: list[str]) -> None:
-        result = self.model.predict(matrix)
+    def _score(
+        self, matrix: npt.NDArray[np.float64], lines: list[int], raws: list[str]
+    ) -> list[tuple[int, str, str]]:
+        """Write the predictions of the rows the model can score; return the others."""
+        result, unscorable = self.model.score(matrix)
+        probabilities = result.probabilities
+        labels = [self._label_cells[label] for label in result.labels]
+        refused: list[tuple[int, str, str]] = []
+        if unscorable:
+            keep = np.ones(len(lines), dtype=bool)
+            keep[list(unscorable)] = False
+            refused = [(lines[i], why, raws[i]) for i, why in sorted(unscorable.items())]
+            matrix = matrix[keep]
+            lines = [line for line, k in zip(lines, keep.tolist(), strict=True) if k]
+            raws = [raw for raw, k in zip(raws, keep.tolist(), strict=True) if k]
+            labels = [label for label, k in zip(labels, keep.tolist(), strict=True) if k]
+            probabilities = probabilities[keep] if probabilities is not None else None
         for i, edges in enumerate(self._edges):
             self._counts[i] += bin_counts(matrix[:, i], edges)
-        labels = [self._label_cells[label] for label in result.labels]
-        # The record's own text carries the input columns, exactly as written; the
-        # model's columns are appended to it.
-        columns: list[Iterable[str]] = [raws, labels]
-        if result.probabilities is not None:
-            columns.append(_probability_cells(result.probabilities))
-        columns.append(map(str, lines))
-        rows = map(",".join, zip(*columns, strict=True))
-        self.predictions.write(("\n".join(rows) + "\n").encode())
-        self.tally.rows_scored += len(lines)
+        if lines:
+            # The record's own text carries the input columns, exactly as written; the
+            # model's columns are appended to it.
+            columns: list[Iterable[str]] = [raws, labels]
+            if probabilities is not None:
+                columns.append(_probability_cells(probabilities))
+            columns.append(map(str, lines))
+            rows = map(",".join, zip(*columns, strict=True))
+            self.predictions.write(("\n".join(rows) + "\n").encode())
+            self.tally.rows_scored += len(lines)
+        return refused
+
+    def _write_errors(self, bad: list[tuple[int, str, str]]) -> None:
+        """Rejected rows, in line order: (line, reason, raw text)."""
+        if not bad:
+            return
+        room = FIRST_ERRORS - len(self.tally.first_errors)
+        self.tally.first_errors += [RowError(line=line, reason=why) for line, why, _ in bad[:room]]
+        self.errors.write(_csv_bytes([list(b) for b in bad]))
+        self.tally.rows_failed += len(bad)
 
     def finish(self) -> Tally:
         self.tally.rows_in = self.tally.rows_scored + self.tally.rows_failed

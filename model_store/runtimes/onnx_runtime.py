@@ -14,6 +14,8 @@ import numpy as np
 from model_store.exceptions import IncompatibleModelError, IntegrityError
 from model_store.scoring import Matrix, Predictions
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
 if TYPE_CHECKING:
     from model_store.manifest import OnnxForm
 
@@ -25,6 +27,9 @@ class OnnxRuntime:
     label_output: str
     probabilities_output: str | None
     classes: list[str]
+    # The values a float32 stage casts (a graph that scales in float64, then casts to
+    # float32 before its classifier), so values float32 cannot hold are not scored as inf.
+    float32_stage: str | None = None
     name: Literal["onnx"] = field(default="onnx", init=False)
 
     def predict(self, matrix: Matrix) -> Predictions:
@@ -34,7 +39,16 @@ class OnnxRuntime:
         if self.probabilities_output is None:
             (labels,) = self.session.run([self.label_output], feed)
             return Predictions([str(label) for label in labels], self.classes, None)
-        (probabilities,) = self.session.run([self.probabilities_output], feed)
+        if self.float32_stage is None:
+            (probabilities,) = self.session.run([self.probabilities_output], feed)
+        else:
+            probabilities, stage = self.session.run(
+                [self.probabilities_output, self.float32_stage], feed
+            )
+            overflow = ~(np.abs(stage) <= FLOAT32_MAX).all(axis=1)
+            if overflow.any():
+                probabilities = np.array(probabilities, dtype=np.float64)
+                probabilities[overflow] = np.nan  # not scored: the caller says why
         return Predictions.from_probabilities(
             np.asarray(probabilities, dtype=np.float64), self.classes
         )
@@ -73,11 +87,20 @@ def open_session(data: bytes, form: OnnxForm, classes: list[str], source: str) -
             f"{source}: ONNX Runtime {running_version()} cannot open model.onnx: {exc}"
         ) from exc
     outputs = {o.name for o in session.get_outputs()}
-    wanted = {form.label_output, form.probabilities_output or form.label_output}
+    wanted = {
+        form.label_output,
+        form.probabilities_output or form.label_output,
+        form.float32_stage or form.label_output,
+    }
     if not wanted <= outputs or form.input_name not in {i.name for i in session.get_inputs()}:
         raise IntegrityError(
             f"{source}: model.onnx does not have the input and outputs its manifest names"
         )
     return OnnxRuntime(
-        session, form.input_name, form.label_output, form.probabilities_output, classes
+        session,
+        form.input_name,
+        form.label_output,
+        form.probabilities_output,
+        classes,
+        form.float32_stage,
     )

@@ -31,8 +31,24 @@ class SklearnRuntime:
         if not hasattr(self.estimator, "predict_proba"):
             labels = [str(label) for label in self.estimator.predict(matrix)]
             return Predictions(labels, self.classes, None)
-        probabilities = np.asarray(self.estimator.predict_proba(matrix), dtype=np.float64)
-        return Predictions.from_probabilities(probabilities, self.classes)
+        # Overflow on extreme values shows as non-finite probabilities, which the caller
+        # reports per row: numpy's warnings about it would only be noise.
+        with np.errstate(all="ignore"):
+            try:
+                probabilities = self.estimator.predict_proba(matrix)
+            except ValueError:
+                # scikit-learn refuses the whole matrix when one row does not fit its
+                # float32 stage (trees): score row by row, the refused ones as NaN.
+                probabilities = np.vstack([self._one(row) for row in matrix])
+        return Predictions.from_probabilities(
+            np.asarray(probabilities, dtype=np.float64), self.classes
+        )
+
+    def _one(self, row: Matrix) -> Matrix:
+        try:
+            return np.asarray(self.estimator.predict_proba(row[np.newaxis, :]), dtype=np.float64)
+        except ValueError:
+            return np.full((1, len(self.classes)), np.nan)
 
 
 def unpickle(data: bytes, source: str) -> SklearnRuntime:

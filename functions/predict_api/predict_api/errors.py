@@ -50,6 +50,9 @@ def request_id_of(request: Request) -> str:
     return str(request.scope.get("request_id", ""))
 
 
+MAX_DETAILS = 20
+
+
 def envelope(
     status: int,
     code: str,
@@ -58,11 +61,15 @@ def envelope(
     details: list[dict[str, Any]] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
-    body = {
-        "error": {"code": code, "message": message, "details": details or []},
-        "request_id": request_id,
-    }
-    return JSONResponse(body, status_code=status, headers=headers)
+    """The one error shape. At most MAX_DETAILS details travel, with a count of the rest:
+    an error body stays small whatever the request was."""
+    details = details or []
+    error: dict[str, Any] = {"code": code, "message": message, "details": details[:MAX_DETAILS]}
+    if len(details) > MAX_DETAILS:
+        error["details_omitted"] = len(details) - MAX_DETAILS
+    return JSONResponse(
+        {"error": error, "request_id": request_id}, status_code=status, headers=headers
+    )
 
 
 def install(app: FastAPI, *, retry_after_seconds: int) -> None:

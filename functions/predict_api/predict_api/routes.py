@@ -8,7 +8,8 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
-from model_store import records_matrix
+from model_store import LoadedModel, Predictions, UnscorableError, records_matrix
+from model_store.scoring import Matrix
 from predict_api.errors import ApiError, request_id_of
 from predict_api.models import BatchResponse, HealthResponse, ModelInfo, PredictResponse
 from predict_api.observability import record_prediction
@@ -17,6 +18,8 @@ from predict_api.service import ModelService
 router = APIRouter()
 T = TypeVar("T", bound=BaseModel)
 _HEALTHY = b'{"status":"ok"}'
+# A Lambda response carries 6 MB with its headers and JSON escaping: answers stay well under.
+RESPONSE_LIMIT = 5 * 1024 * 1024
 
 # What each route answers, for the OpenAPI document (docs.py). Routes return Responses
 # they serialise themselves, so FastAPI has no response model to build at import: the
@@ -42,11 +45,7 @@ def _json(data: dict[str, Any], version: str) -> Response:
 
 async def _body(request: Request, service: ModelService) -> bytes:
     body = await request.body()
-    limit = service.settings.max_body_bytes
-    if len(body) > limit:
-        raise ApiError(
-            413, "payload_too_large", f"request body is {len(body)} bytes; the limit is {limit}"
-        )
+    _check_size(body, service.body_limit(None, batch=True))
     if not body.strip():
         raise ApiError(
             422,
@@ -55,6 +54,41 @@ async def _body(request: Request, service: ModelService) -> bytes:
             [{"loc": ["body"], "msg": "empty body", "type": "missing"}],
         )
     return body
+
+
+def _check_size(body: bytes, limit: int) -> None:
+    if len(body) > limit:
+        raise ApiError(
+            413, "payload_too_large", f"request body is {len(body)} bytes; the limit is {limit}"
+        )
+
+
+def _scored(loaded: LoadedModel, matrix: Matrix, *, batch: bool) -> Predictions:
+    """The model's predictions, or a 422 naming what it could not score (never a 500)."""
+    try:
+        return loaded.predict(matrix)
+    except UnscorableError as exc:
+        details = [
+            {"loc": ["body", "records", i] if batch else ["body"], "msg": why, "type": "unscorable"}
+            for i, why in sorted(exc.rows.items())
+        ]
+        message = f"the model cannot score {len(exc.rows)} of the records" if batch else exc.rows[0]
+        raise ApiError(422, "invalid_input", message, details) from None
+
+
+def _answer(data: dict[str, Any], version: str, count: int) -> Response:
+    body = to_json(data)
+    if len(body) > RESPONSE_LIMIT:
+        per_record = len(to_json(data.get("predictions", []))) / count
+        fixed = len(body) - per_record * count
+        fits = max(1, int((RESPONSE_LIMIT - fixed) // per_record))
+        raise ApiError(
+            413,
+            "payload_too_large",
+            f"the answer would be {len(body)} bytes, more than a Lambda response carries; "
+            f"send at most {fits} records at a time",
+        )
+    return Response(body, media_type="application/json", headers={"X-Model-Version": version})
 
 
 def _validate(schema: type[T], body: bytes) -> T:
@@ -102,11 +136,12 @@ async def predict_one(request: Request) -> Response:
     service = _service(request)
     body = await _body(request, service)
     loaded = service.model()
+    _check_size(body, service.body_limit(loaded.manifest, batch=False))
     record = _validate(service.schemas(loaded.manifest).record, body)
-    result = loaded.predict(records_matrix([record]))
+    result = _scored(loaded, records_matrix([record]), batch=False)
     record_prediction(loaded.version, 1, batch=False)
     probabilities = result.probability_dicts()
-    return _json(
+    return _answer(
         {
             "prediction": result.labels[0],
             "probabilities": probabilities[0] if probabilities else None,
@@ -114,6 +149,7 @@ async def predict_one(request: Request) -> Response:
             "request_id": request_id_of(request),
         },
         loaded.version,
+        1,
     )
 
 
@@ -123,13 +159,14 @@ async def batch_predict(request: Request) -> Response:
     service = _service(request)
     body = await _body(request, service)
     loaded = service.model()
+    _check_size(body, service.body_limit(loaded.manifest, batch=True))
     batch = _validate(service.schemas(loaded.manifest).batch, body)
     records: list[BaseModel] = batch.__dict__["records"]
-    result = loaded.predict(records_matrix(records))
+    result = _scored(loaded, records_matrix(records), batch=True)
     record_prediction(loaded.version, len(records), batch=True)
     classes = result.classes
     rows = result.probabilities.tolist() if result.probabilities is not None else None
-    return _json(
+    return _answer(
         {
             "predictions": [{"prediction": label, "probabilities": None} for label in result.labels]
             if rows is None
@@ -142,4 +179,5 @@ async def batch_predict(request: Request) -> Response:
             "request_id": request_id_of(request),
         },
         loaded.version,
+        len(records),
     )

@@ -10,11 +10,18 @@ from model_store import LoadedModel, Manifest, ModelLoader, batch_model, record_
 from predict_api.observability import record_model_load
 from predict_api.settings import ApiSettings
 
+# A synchronous Lambda invocation carries at most 6 MB each way, headers included.
+LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024
+# The longest a JSON number can legally be written here (a float's repr plus a sign).
+_NUMBER_BYTES = 24
+
 
 @dataclass(frozen=True)
 class Schemas:
     record: type[BaseModel]
     batch: type[BaseModel]
+    record_bytes: int  # the longest legal record, compactly written
+    body_limit: int  # for a batch; a single record's limit is one record's share
 
 
 @dataclass
@@ -48,5 +55,22 @@ class ModelService:
         if cached is None:
             record = record_model(manifest)
             batch = batch_model(manifest, record, max_records=self.settings.max_batch_records)
-            cached = self._schemas[key] = Schemas(record, batch)
+            # '"name": number, ' per feature in braces: the largest legal record.
+            record_bytes = 2 + sum(len(f.name) + 6 + _NUMBER_BYTES for f in manifest.features)
+            largest = 16 + record_bytes * self.settings.max_batch_records
+            limit = self.settings.max_body_bytes or min(2 * largest + 4096, LAMBDA_PAYLOAD_BYTES)
+            cached = self._schemas[key] = Schemas(record, batch, record_bytes, limit)
         return cached
+
+    def body_limit(self, manifest: Manifest | None, *, batch: bool) -> int:
+        """The most bytes a body may have: twice the largest legal one, unless configured."""
+        if self.settings.max_body_bytes:
+            return self.settings.max_body_bytes
+        if manifest is None:
+            return LAMBDA_PAYLOAD_BYTES
+        schemas = self.schemas(manifest)
+        return (
+            schemas.body_limit
+            if batch
+            else min(2 * schemas.record_bytes + 4096, schemas.body_limit)
+        )

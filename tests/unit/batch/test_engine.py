@@ -595,13 +595,13 @@ def test_the_garbage_collector_is_paused_while_scoring_and_restored_after(
     import gc
 
     seen: list[bool] = []
-    real_predict = LoadedModel.predict
+    real_score = LoadedModel.score
 
-    def predict(self: LoadedModel, rows: object) -> object:
+    def score(self: LoadedModel, rows: object) -> object:
         seen.append(gc.isenabled())
-        return real_predict(self, rows)
+        return real_score(self, rows)
 
-    monkeypatch.setattr(LoadedModel, "predict", predict)
+    monkeypatch.setattr(LoadedModel, "score", score)
     table = iris_table()
     assert gc.isenabled()
 
@@ -617,3 +617,27 @@ def test_the_garbage_collector_is_paused_while_scoring_and_restored_after(
         assert not gc.isenabled()  # a caller's choice is left as it was
     finally:
         gc.enable()
+
+
+def test_rows_the_model_cannot_score_go_to_the_errors_with_the_fields_named(
+    tmp_path: Path, loaded_model: LoadedModel
+) -> None:
+    """Finite numbers past the model's arithmetic: a row error, never a failed file."""
+    table = iris_table()
+    huge = ["x1", "-3.9e112", "1.7976931348623157e308", "1.4", "0.2"]
+    rows = [*table.rows[:3], huge, *table.rows[3:5]]
+
+    result = _score(tmp_path, loaded_model, csv_text(table.header, rows), chunk_rows=4)
+
+    report = result.report
+    assert (report.status, report.rows_in, report.rows_scored, report.rows_failed) == (
+        "succeeded",
+        6,
+        5,
+        1,
+    )
+    [error] = parse_errors(result.errors)
+    assert error["line"] == "5"
+    assert error["reason"].startswith("the model cannot score these values: sepal_width=")
+    assert error["raw"] == ",".join(huge)
+    assert [int(row[-1]) for row in parse_csv(result.predictions)[1:]] == [2, 3, 4, 6, 7]
