@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -9,6 +10,19 @@ if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_s3 import S3Client
+
+
+# At DEBUG these log request headers (the session token among them) and request bodies
+# (customer rows): they stay at INFO whatever level the rest of the process logs at.
+SDK_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3")
+
+
+def quiet_sdk_loggers() -> None:
+    """Keep the AWS SDK's and urllib3's loggers at INFO or above."""
+    for name in SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level < logging.INFO:  # NOTSET (0) inherits the root's, DEBUG perhaps
+            logger.setLevel(logging.INFO)
 
 
 def _client(service: str, variable: str) -> Any:
@@ -22,6 +36,7 @@ def _client(service: str, variable: str) -> Any:
     import botocore.session
     from botocore.config import Config
 
+    quiet_sdk_loggers()
     for name in (variable, "AWS_ENDPOINT_URL"):
         if not os.environ.get(name, "").strip():
             os.environ.pop(name, None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,17 @@ def score_s3_object(
         )
         _put(client, bucket, keys["report"], built.to_json(), "application/json")
         return built
+
+    unusable = _unusable_output_keys(key, keys)
+    if unusable:
+        # Not about this attempt: retrying would fail alike, so the file is refused now.
+        if len(keys["report"].encode()) > MAX_KEY_BYTES:  # only with longer custom prefixes
+            log.warning("%s is refused and gets no report: %s", source.location, unusable)
+            refused = BatchReport(
+                status="rejected", reason=unusable, source=source, started_at=started_at
+            )
+            return Outcome(refused, duplicate=False)
+        return Outcome(report(status="rejected", reason=unusable), duplicate=False)
 
     try:
         head = (
@@ -162,6 +174,29 @@ def score_s3_object(
     fields = tally.report_fields(time.perf_counter() - started)
     done = report(status="succeeded", model=model_info, outputs=outputs, **fields)
     return Outcome(done, duplicate=False)
+
+
+MAX_KEY_BYTES = 1024  # S3's limit on a key, in UTF-8
+
+
+def _unusable_output_keys(key: str, keys: dict[str, str]) -> str:
+    """Why the outputs of KEY cannot be written, or "" when they can."""
+    if any(unicodedata.category(c) == "Cc" for c in key):
+        return (
+            "the object's key has control characters; outputs are not written under such "
+            "names (rename the file and upload it again)"
+        )
+    too_long = [
+        f"{name} ({len(k.encode())} bytes)"
+        for name, k in keys.items()
+        if len(k.encode()) > MAX_KEY_BYTES
+    ]
+    if too_long:
+        return (
+            f"the output keys would be longer than S3's {MAX_KEY_BYTES} bytes: "
+            f"{', '.join(too_long)}; use a shorter name"
+        )
+    return ""
 
 
 def _latest_version(client: S3Client, bucket: str, key: str) -> str | None:

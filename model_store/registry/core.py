@@ -29,14 +29,15 @@ from model_store.exceptions import (
 from model_store.manifest import Manifest
 from model_store.registry.stores import KeyExists, KeyNotFound, ObjectStore
 
-_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+# Matched against the whole string (fullmatch): "$" alone also matches before a final "\n".
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_ALIAS = re.compile(r"[a-z][a-z0-9_-]{0,63}")
 _ALIASES_DIR = "aliases"
 
 
 def check_segment(kind: str, value: str) -> str:
     """Names and versions become path segments: refuse anything that could escape one."""
-    if not _SEGMENT.match(value) or value == _ALIASES_DIR or ".." in value:
+    if not _SEGMENT.fullmatch(value) or value == _ALIASES_DIR or ".." in value:
         raise InvalidNameError(
             f"invalid {kind} {value!r}: use letters, digits, '.', '_' and '-', "
             "starting with a letter or digit"
@@ -45,7 +46,7 @@ def check_segment(kind: str, value: str) -> str:
 
 
 def check_alias(alias: str) -> str:
-    if not _ALIAS.match(alias):
+    if not _ALIAS.fullmatch(alias):
         raise InvalidNameError(
             f"invalid alias {alias!r}: use lowercase letters, digits, '_' and '-', "
             "starting with a letter"

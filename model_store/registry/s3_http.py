@@ -37,7 +37,7 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 ATTEMPTS = 3
 _RETRYABLE = {500, 502, 503, 504, 429}
 _RETRYABLE_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout"}
-_DNS_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+_DNS_NAME = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 _XML_FIELD = "<{0}>(.*?)</{0}>"
 
 
@@ -204,7 +204,7 @@ class S3HttpStore:
             self.base_url, self._bucket_path = override, f"/{bucket}"
         else:
             suffix = "amazonaws.com.cn" if self.region.startswith("cn-") else "amazonaws.com"
-            if _DNS_NAME.match(bucket):
+            if _DNS_NAME.fullmatch(bucket):
                 self.base_url, self._bucket_path = f"https://{bucket}.s3.{self.region}.{suffix}", ""
             else:  # a name with dots breaks the TLS certificate of a virtual host
                 self.base_url = f"https://s3.{self.region}.{suffix}"

@@ -368,7 +368,8 @@ def test_list_aliases_and_independent_aliases(
 
 # -- names -----------------------------------------------------------------------------
 
-BAD_SEGMENTS = ["../x", "a/b", "", "aliases", "..", ".hidden", "a b", "x" * 200]
+# "iris\n" passed a regex anchored with "$" alone (it matches before a final newline).
+BAD_SEGMENTS = ["../x", "a/b", "", "aliases", "..", ".hidden", "a b", "x" * 200, "iris\n"]
 
 
 @pytest.mark.parametrize("bad", BAD_SEGMENTS)
@@ -408,7 +409,7 @@ def test_invalid_versions_are_refused(
     assert registry.list_versions("iris") == ["1"]
 
 
-@pytest.mark.parametrize("bad", ["../x", "a/b", "", "Production", "1st", "a.b"])
+@pytest.mark.parametrize("bad", ["../x", "a/b", "", "Production", "1st", "a.b", "production\n"])
 def test_invalid_aliases_are_refused(registry: Registry, iris_artifact: Artifact, bad: str) -> None:
     registry.publish(iris_artifact, name="iris", version="1")
     with pytest.raises(InvalidNameError, match="invalid alias"):

@@ -16,7 +16,7 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit
 
 from batch_scoring.settings import BatchSettings
-from model_store.aws import s3_client
+from model_store.aws import quiet_sdk_loggers, s3_client
 from model_store.batch import score_s3_object
 
 if TYPE_CHECKING:
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 logger = Logger(service="batch-scoring")
 metrics = Metrics(service="batch-scoring", namespace="SklearnServerless")
 copy_config_to_registered_loggers(source_logger=logger, include={"model_store"})
+quiet_sdk_loggers()
 
 settings = BatchSettings()
 loader = settings.loader()

@@ -6,6 +6,8 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 
+from model_store.aws import quiet_sdk_loggers
+
 SERVICE = "predict-api"
 
 # POWERTOOLS_SERVICE_NAME / POWERTOOLS_METRICS_NAMESPACE / POWERTOOLS_LOG_LEVEL override.
@@ -13,6 +15,7 @@ logger = Logger(service=SERVICE)
 metrics = Metrics(service=SERVICE, namespace="SklearnServerless")
 # model_store logs through the standard library; give it the same JSON format and keys.
 copy_config_to_registered_loggers(source_logger=logger, include={"model_store"})
+quiet_sdk_loggers()
 
 
 def record_prediction(model_version: str, rows: int, batch: bool) -> None:

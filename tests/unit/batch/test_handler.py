@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -335,3 +336,40 @@ def test_the_version_id_of_the_record_is_the_version_checked(
     assert newest["status"] == "succeeded"
     report = json.loads(read_object(s3, data_bucket, "reports/v.json"))
     assert report["source"]["version_id"] == second["VersionId"]
+
+
+def test_at_debug_the_sdk_logs_neither_credentials_nor_rows(
+    monkeypatch: pytest.MonkeyPatch,
+    handler_module: ModuleType,
+    s3: S3Client,
+    data_bucket: str,
+    context: FakeLambdaContext,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """LogLevel=DEBUG once made botocore log request headers (the session token) and
+    PutObject bodies (customer rows)."""
+    token = "session-token-that-must-not-leak"
+    monkeypatch.setenv("AWS_SESSION_TOKEN", token)
+    monkeypatch.setenv("POWERTOOLS_LOG_LEVEL", "DEBUG")
+    module = importlib.reload(handler_module)
+    table = iris_table()
+    marker = "row-that-must-not-be-logged"
+    s3.put_object(
+        Bucket=data_bucket,
+        Key="incoming/secret.csv",
+        Body=csv_text(table.header, [[marker, *table.rows[0][1:]]]).encode(),
+    )
+    caplog.set_level(logging.DEBUG)  # the root logger, as Lambda's LogLevel=DEBUG sets it
+
+    result = module.handler(_event(data_bucket, "incoming/secret.csv"), context)
+
+    assert result["results"][0]["status"] == "succeeded"
+    logged = "\n".join(r.getMessage() for r in caplog.records) + capsys.readouterr().out
+    assert token not in logged
+    assert marker not in logged
+    assert not [
+        r
+        for r in caplog.records
+        if r.name.startswith(("botocore", "urllib3")) and r.levelno < logging.INFO
+    ]

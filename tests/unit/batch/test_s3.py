@@ -291,6 +291,38 @@ def test_a_rejected_object_gets_a_report_and_no_outputs(
     assert pending_uploads(s3, data_bucket) == []
 
 
+def test_a_key_whose_outputs_would_be_too_long_is_refused_not_retried(
+    s3: S3Client, data_bucket: str, model: ModelSource, operations: list[str]
+) -> None:
+    """1,024 bytes is a legal key; predictions/... of it is not (KeyTooLong, retries, DLQ)."""
+    key = "incoming/" + "k" * (1024 - len("incoming/") - len(".csv")) + ".csv"
+    assert len(key) == 1024
+    _put(s3, data_bucket, key, "id,sepal_length,sepal_width,petal_length,petal_width\n")
+
+    outcome = score_s3_object(s3, data_bucket, key, model)
+
+    assert outcome.report.status == "rejected"
+    assert outcome.report.reason is not None
+    assert "longer than S3's 1024 bytes: predictions (1027 bytes)" in outcome.report.reason
+    report_key = "reports/" + "k" * (1024 - len("incoming/") - len(".csv")) + ".json"
+    assert keys_under(s3, data_bucket, "reports/") == [report_key]
+    assert not WRITES & set(operations) - {"PutObject"}  # the report, nothing else
+
+
+def test_a_key_with_control_characters_is_refused_not_retried(
+    s3: S3Client, data_bucket: str, model: ModelSource
+) -> None:
+    key = "incoming/tab\there.csv"
+    _put(s3, data_bucket, key, "id,sepal_length,sepal_width,petal_length,petal_width\n")
+
+    outcome = score_s3_object(s3, data_bucket, key, model)
+
+    assert outcome.report.status == "rejected"
+    assert outcome.report.reason is not None
+    assert "control characters" in outcome.report.reason
+    assert keys_under(s3, data_bucket, "predictions/") == []
+
+
 def test_an_object_that_is_not_utf8_is_rejected(
     s3: S3Client, data_bucket: str, model: ModelSource
 ) -> None:
