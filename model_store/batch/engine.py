@@ -13,6 +13,7 @@ import io
 import itertools
 import math
 import operator
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import chain, islice
@@ -131,8 +132,10 @@ class _Scorer:
         drift_threshold: float,
         header: list[str],
         columns: list[int],
+        neutralise_formulas: bool,
     ) -> None:
         self.model = model
+        self._safe = _neutralised if neutralise_formulas else _as_is
         self.features = model.manifest.feature_names
         self.predictions = predictions
         self.errors = errors
@@ -151,17 +154,16 @@ class _Scorer:
         self._rows: list[list[str] | None] = []
         self._refused: dict[int, str] = {}
         # A class name as a CSV cell, quoted once here rather than per row.
-        self._label_cells = {c: _csv_line([c]) for c in model.manifest.target.classes}
-        self._write_headers(header)
-
-    def _write_headers(self, header: list[str]) -> None:
-        classes = self.model.manifest.target.classes
+        classes = model.manifest.target.classes
+        self._label_cells = {c: _csv_line([self._safe(c)]) for c in classes}
+        self._header = header
         self.tally.passthrough_columns = [h.strip() for h in header]
-        # The header row as written in the input leads the predictions.
         self.errors.write(f"{_csv_line(ERROR_COLUMNS)}\n".encode())
-        self._output_header = _csv_line(_output_names(header, classes))
+        self._output_header = _csv_line([self._safe(n) for n in _output_names(header, classes)])
 
     def start(self, header_raw: str) -> None:
+        # The header row as written in the input leads the predictions.
+        (header_raw,) = self._safe_raws([header_raw], [self._header])
         self.predictions.write(f"{header_raw},{self._output_header}\n".encode())
 
     def read(
@@ -218,7 +220,8 @@ class _Scorer:
             return
         matrix = self._all_good()
         if matrix is not None:
-            self._write_errors(self._score(matrix, self._lines, self._raws))
+            rows = cast("list[list[str]]", self._rows)  # all good: every row was parsed
+            self._write_errors(self._score(matrix, self._lines, self._raws, rows))
         else:
             self._one_by_one()
         # Emptied in place: read() holds these very lists.
@@ -251,6 +254,7 @@ class _Scorer:
     def _one_by_one(self) -> None:
         good_lines: list[int] = []
         good_raws: list[str] = []
+        good_rows: list[list[str]] = []
         values: list[float] = []
         bad: list[tuple[int, str, str]] = []
         for i, (line, raw, row) in enumerate(zip(self._lines, self._raws, self._rows, strict=True)):
@@ -259,17 +263,22 @@ class _Scorer:
                 reason, cells = _row_problem(row, self._width, self._columns, self.features)
             if reason:
                 bad.append((line, reason, raw))
-            else:
+            elif row is not None:
                 good_lines.append(line)
                 good_raws.append(raw)
+                good_rows.append(row)
                 values.extend(cells)
         if good_lines:
             matrix = np.array(values, dtype=np.float64).reshape(len(good_lines), -1)
-            bad += self._score(matrix, good_lines, good_raws)
+            bad += self._score(matrix, good_lines, good_raws, good_rows)
         self._write_errors(sorted(bad))
 
     def _score(
-        self, matrix: npt.NDArray[np.float64], lines: list[int], raws: list[str]
+        self,
+        matrix: npt.NDArray[np.float64],
+        lines: list[int],
+        raws: list[str],
+        rows: list[list[str]],
     ) -> list[tuple[int, str, str]]:
         """Write the predictions of the rows the model can score; return the others."""
         result, unscorable = self.model.score(matrix)
@@ -288,14 +297,16 @@ class _Scorer:
         for i, edges in enumerate(self._edges):
             self._counts[i] += bin_counts(matrix[:, i], edges)
         if lines:
-            # The record's own text carries the input columns, exactly as written; the
-            # model's columns are appended to it.
-            columns: list[Iterable[str]] = [raws, labels]
+            # The record's own text carries the input columns, exactly as written (but for
+            # cells a spreadsheet would run); the model's columns are appended to it.
+            if unscorable:
+                rows = [row for row, k in zip(rows, keep.tolist(), strict=True) if k]
+            columns: list[Iterable[str]] = [self._safe_raws(raws, rows), labels]
             if probabilities is not None:
                 columns.append(_probability_cells(probabilities))
             columns.append(map(str, lines))
-            rows = map(",".join, zip(*columns, strict=True))
-            self.predictions.write(("\n".join(rows) + "\n").encode())
+            written = map(",".join, zip(*columns, strict=True))
+            self.predictions.write(("\n".join(written) + "\n").encode())
             self.tally.rows_scored += len(lines)
         return refused
 
@@ -305,8 +316,19 @@ class _Scorer:
             return
         room = FIRST_ERRORS - len(self.tally.first_errors)
         self.tally.first_errors += [RowError(line=line, reason=why) for line, why, _ in bad[:room]]
-        self.errors.write(_csv_bytes([list(b) for b in bad]))
+        safe = self._safe
+        self.errors.write(_csv_bytes([(line, safe(why), safe(raw)) for line, why, raw in bad]))
         self.tally.rows_failed += len(bad)
+
+    def _safe_raws(self, raws: list[str], rows: list[list[str]]) -> list[str]:
+        """RAWS, each rewritten from its cells if one would run as a spreadsheet formula."""
+        search = _FORMULA_START.search
+        if self._safe is _as_is or not search("\n".join(raws)):
+            return raws  # the usual chunk: one regular-expression pass over its text
+        return [
+            _rewritten(raw, row) if search(raw) else raw
+            for raw, row in zip(raws, rows, strict=True)
+        ]
 
     def finish(self) -> Tally:
         self.tally.rows_in = self.tally.rows_scored + self.tally.rows_failed
@@ -321,6 +343,35 @@ class _Scorer:
             },
         )
         return self.tally
+
+
+# Where a cell a spreadsheet would run as a formula can begin in a record's text.
+_FORMULA_START = re.compile(r'(?:^|,)"?[=+\-@\t\r]', re.MULTILINE)
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _neutralised(cell: str) -> str:
+    """CELL with a leading apostrophe if a spreadsheet would run it as a formula.
+
+    A cell that starts with =, +, -, @, a tab or a carriage return and is not a number
+    (negative numbers stay as they are): OWASP's advice against CSV injection.
+    """
+    if cell[:1] in _FORMULA_CHARS and not _NUMBER.fullmatch(cell):
+        return "'" + cell
+    return cell
+
+
+_FORMULA_CHARS = frozenset("=+-@\t\r")
+
+
+def _rewritten(raw: str, row: list[str]) -> str:
+    """The record's text again from its cells, if one of them needed an apostrophe."""
+    safe = [_neutralised(cell) for cell in row]
+    return _csv_line(safe) if safe != row else raw
+
+
+def _as_is(cell: str) -> str:
+    return cell
 
 
 def _probability_cells(probabilities: npt.NDArray[np.float64]) -> list[str]:
@@ -351,8 +402,12 @@ def score_text(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     drift_threshold: float = 0.2,
     progress: Callable[[int], None] | None = None,
+    neutralise_formulas: bool = True,
 ) -> Tally:
     """Score a CSV text stream (decoded, newline='') into the two sinks.
+
+    With ``neutralise_formulas``, every cell written that a spreadsheet would run as a
+    formula gets a leading apostrophe; without, cells are written exactly as they came.
 
     Raises FileRejected when the file as a whole cannot be scored; the caller aborts
     the sinks then. Sinks are neither committed nor aborted here.
@@ -362,7 +417,15 @@ def score_text(
     try:
         with _collector_paused():
             return _score_records(
-                reader, copies, model, predictions, errors, chunk_rows, drift_threshold, progress
+                reader,
+                copies,
+                model,
+                predictions,
+                errors,
+                chunk_rows,
+                drift_threshold,
+                progress,
+                neutralise_formulas,
             )
     except UnicodeDecodeError as exc:
         # exc.start counts from the decoder's current chunk, not the file: name the line.
@@ -380,11 +443,21 @@ def _score_records(
     chunk_rows: int,
     drift_threshold: float,
     progress: Callable[[int], None] | None,
+    neutralise_formulas: bool,
 ) -> Tally:
     header, header_raw, taken = _first_record(reader, copies)
     features = [f.name for f in model.manifest.features]
     columns = _match_columns(header, features)
-    scorer = _Scorer(model, predictions, errors, chunk_rows, drift_threshold, header, columns)
+    scorer = _Scorer(
+        model,
+        predictions,
+        errors,
+        chunk_rows,
+        drift_threshold,
+        header,
+        columns,
+        neutralise_formulas,
+    )
     scorer.start(header_raw)
     scorer.read(reader, copies, taken, progress)
     return scorer.finish()

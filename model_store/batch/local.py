@@ -21,6 +21,7 @@ def score_file(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     drift_threshold: float = 0.2,
     progress: Callable[[int], None] | None = None,
+    neutralise_formulas: bool = True,
 ) -> BatchReport:
     """Score SOURCE into OUT_DIR/<stem>.predictions.csv, .errors.csv and .report.json."""
     stem = source.name[: -len(".csv")] if source.name.lower().endswith(".csv") else source.name
@@ -49,6 +50,7 @@ def score_file(
                 chunk_rows=chunk_rows,
                 drift_threshold=drift_threshold,
                 progress=progress,
+                neutralise_formulas=neutralise_formulas,
             )
         predictions.commit()
         errors.commit()

@@ -65,6 +65,7 @@ def score_s3_object(
     layout: OutputLayout | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     drift_threshold: float = 0.2,
+    neutralise_formulas: bool = True,
 ) -> Outcome:
     """Score one object. Rejected files get a report; other failures raise after one."""
     layout = layout or OutputLayout()
@@ -157,6 +158,7 @@ def score_s3_object(
             errors,
             chunk_rows=chunk_rows,
             drift_threshold=drift_threshold,
+            neutralise_formulas=neutralise_formulas,
         )
         predictions.commit()
         errors.commit()

@@ -43,6 +43,12 @@ def add_parser(commands: Subparsers, common: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS)
     parser.add_argument("--drift-threshold", type=float, default=0.2)
+    parser.add_argument(
+        "--raw-cells",
+        action="store_true",
+        help="write cells exactly as they came; by default a cell a spreadsheet would run "
+        "as a formula (=, +, -, @, tab or CR first, not a number) gets a leading apostrophe",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -83,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         chunk_rows=args.chunk_rows,
         drift_threshold=args.drift_threshold,
         progress=progress,
+        neutralise_formulas=not args.raw_cells,
     )
     progress.done()
     lines = [

@@ -59,6 +59,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 layout=settings.layout,
                 chunk_rows=settings.chunk_rows,
                 drift_threshold=settings.drift_threshold,
+                neutralise_formulas=settings.neutralise_formulas,
             )
         except Exception as exc:
             logger.exception("scoring failed")

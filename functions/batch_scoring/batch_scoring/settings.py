@@ -11,6 +11,8 @@ from model_store.settings import ModelSourceSettings
 class BatchSettings(ModelSourceSettings):
     chunk_rows: int = Field(DEFAULT_CHUNK_ROWS, ge=1)
     drift_threshold: float = Field(0.2, gt=0)
+    # A leading apostrophe on written cells a spreadsheet would run as formulas.
+    neutralise_formulas: bool = True
     input_prefix: str = "incoming/"
     predictions_prefix: str = "predictions/"
     errors_prefix: str = "errors/"

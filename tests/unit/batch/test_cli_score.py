@@ -273,3 +273,15 @@ def test_progress_is_shown_on_a_terminal(tmp_path: Path, artifact_dir: Path) -> 
     assert result.code == 0, result.err
     assert "100,000 lines read" in result.err
     assert result.err.endswith("\n")
+
+
+def test_raw_cells_keeps_formulas_as_they_came(artifact_dir: Path, tmp_path: Path) -> None:
+    table = iris_table()
+    source = tmp_path / "formulas.csv"
+    source.write_text(csv_text(table.header, [["=1+1", *table.rows[0][1:]]]))
+    for flags, expected in [((), "'=1+1"), (("--raw-cells",), "=1+1")]:
+        out = tmp_path / f"out{len(flags)}"
+        result = _run("score", str(source), "--model", str(artifact_dir), "--out", str(out), *flags)
+        assert result.code == 0, result.err
+        predicted = parse_csv((out / "formulas.predictions.csv").read_text())
+        assert predicted[1][0] == expected

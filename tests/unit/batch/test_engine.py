@@ -641,3 +641,49 @@ def test_rows_the_model_cannot_score_go_to_the_errors_with_the_fields_named(
     assert error["reason"].startswith("the model cannot score these values: sepal_width=")
     assert error["raw"] == ",".join(huge)
     assert [int(row[-1]) for row in parse_csv(result.predictions)[1:]] == [2, 3, 4, 6, 7]
+
+
+# -- cells a spreadsheet would run ---------------------------------------------------------
+
+FORMULAS = ["=cmd|' /C calc'!A0", "+SUM(A1:A9)", "@SUM(1)", "-x", "\tlead", "=1+1"]
+
+
+def _formula_file() -> str:
+    table = iris_table()
+    good = table.rows[0][1:]
+    rows = [[cell, *good] for cell in FORMULAS]
+    rows += [["-2.5", *good], ["plain", *good], ["=bad", "1", "x", "1", "1"]]
+    return csv_text(["=id", *FEATURES], rows)
+
+
+def test_cells_a_spreadsheet_would_run_get_an_apostrophe_numbers_do_not(
+    tmp_path: Path, loaded_model: LoadedModel
+) -> None:
+    result = _score(tmp_path, loaded_model, _formula_file())
+
+    predicted = parse_csv(result.predictions)
+    assert predicted[0][0] == "'=id"
+    assert [row[0] for row in predicted[1:]] == [
+        *(f"'{cell}" for cell in FORMULAS),
+        "-2.5",  # a negative number is a number
+        "plain",
+    ]
+    assert [row[1:5] for row in predicted[1:]] == [iris_table().rows[0][1:]] * 8
+    [error] = parse_errors(result.errors)
+    assert error["raw"] == "'=bad,1,x,1,1"
+    assert error["reason"] == "sepal_width: 'x' is not a number"
+
+
+def test_cells_are_written_as_they_came_when_asked(
+    tmp_path: Path, loaded_model: LoadedModel
+) -> None:
+    source = tmp_path / "input.csv"
+    source.write_text(_formula_file(), encoding="utf-8", newline="")
+
+    score_file(source, loaded_model, tmp_path / "out", neutralise_formulas=False)
+
+    predicted = parse_csv((tmp_path / "out" / "input.predictions.csv").read_text())
+    assert predicted[0][0] == "=id"
+    assert [row[0] for row in predicted[1:7]] == FORMULAS
+    errors = parse_errors((tmp_path / "out" / "input.errors.csv").read_text())
+    assert errors[0]["raw"] == "=bad,1,x,1,1"
