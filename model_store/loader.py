@@ -3,6 +3,13 @@
 Construction does no I/O. The first ``get()`` loads through the gate; later calls
 re-resolve the alias at most every ``refresh_seconds`` so promotions and rollbacks reach
 warm functions, and a failed refresh keeps the last good model serving.
+
+Everything runs on the request path (Lambda freezes threads between invocations, so
+nothing runs in the background), and under deadlines where the store can keep them: the
+alias check of a due refresh gets one try and ``refresh_timeout`` seconds in all, so a
+hung S3 costs a warm request about a second, not the API's 29; a load (the first one, or
+a promoted version's) gets ``load_timeout`` seconds, below the function's timeout, after
+which the caller gets ModelUnavailableError (the API's 503 with Retry-After).
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ class ModelLoader:
         version: str | None = None,
         runtime: RuntimeName = "sklearn",
         refresh_seconds: float = 60.0,
+        refresh_timeout: float = 1.0,
+        load_timeout: float = 20.0,
         cache_dir: Path | None = DEFAULT_CACHE_DIR,
         allow_version_mismatch: bool = False,
         clock: Callable[[], float] = time.monotonic,
@@ -43,6 +52,8 @@ class ModelLoader:
         self.pinned_version = version
         self.runtime: RuntimeName = runtime
         self.refresh_seconds = refresh_seconds
+        self.refresh_timeout = refresh_timeout
+        self.load_timeout = load_timeout
         self.cache_dir = cache_dir
         self.allow_version_mismatch = allow_version_mismatch
         self._clock = clock
@@ -88,7 +99,8 @@ class ModelLoader:
     def peek_manifest(self) -> Manifest:
         """The manifest the next load would use, without downloading or unpickling."""
         try:
-            return self.registry.read_manifest(self.name, self._resolve())
+            with self.registry.deadline(self.load_timeout):
+                return self.registry.read_manifest(self.name, self._resolve())
         except Exception as exc:
             raise ModelUnavailableError(f"cannot read model {self.target}: {exc}") from exc
 
@@ -101,14 +113,15 @@ class ModelLoader:
         return self.pinned_version or self.registry.resolve_alias(self.name, self.alias)
 
     def _load(self, version: str) -> LoadedModel:
-        loaded = load_model(
-            self.registry,
-            self.name,
-            version,
-            runtime=self.runtime,
-            cache_dir=self.cache_dir,
-            allow_version_mismatch=self.allow_version_mismatch,
-        )
+        with self.registry.deadline(self.load_timeout):
+            loaded = load_model(
+                self.registry,
+                self.name,
+                version,
+                runtime=self.runtime,
+                cache_dir=self.cache_dir,
+                allow_version_mismatch=self.allow_version_mismatch,
+            )
         log.info(
             "loaded model %s version %s (%s, %s runtime) in %.3fs%s",
             self.name,
@@ -122,7 +135,8 @@ class ModelLoader:
 
     def _load_initial(self) -> LoadedModel:
         try:
-            return self._load(self._resolve())
+            with self.registry.deadline(self.load_timeout):
+                return self._load(self._resolve())
         except ModelStoreError as exc:
             raise ModelUnavailableError(f"cannot load model {self.target}: {exc}") from exc
         except Exception as exc:
@@ -133,7 +147,8 @@ class ModelLoader:
 
     def _refresh(self, current: LoadedModel) -> None:
         try:
-            version = self._resolve()
+            with self.registry.deadline(self.refresh_timeout, attempts=1):
+                version = self._resolve()
             if version != current.version:
                 self._loaded = self._load(version)
                 log.info("%s moved from version %s to %s", self.target, current.version, version)

@@ -24,6 +24,12 @@ class ModelSourceSettings(BaseSettings):
     model_alias: str = "production"
     model_version: str = Field("", description="pin a version; empty follows the alias")
     model_refresh_seconds: float = Field(60.0, ge=0)
+    model_refresh_timeout_seconds: float = Field(
+        1.0, gt=0, description="a due alias check's whole budget, on the request path"
+    )
+    model_load_timeout_seconds: float = Field(
+        20.0, gt=0, description="a model load's whole budget: below the function's timeout"
+    )
     serving_runtime: RuntimeName = Field(
         "onnx", description="onnx (ONNX Runtime, the model's ONNX form) or sklearn (unpickle)"
     )
@@ -50,5 +56,7 @@ class ModelSourceSettings(BaseSettings):
             version=self.model_version or None,
             runtime=self.serving_runtime,
             refresh_seconds=self.model_refresh_seconds,
+            refresh_timeout=self.model_refresh_timeout_seconds,
+            load_timeout=self.model_load_timeout_seconds,
             allow_version_mismatch=self.allow_model_version_mismatch,
         )

@@ -11,6 +11,7 @@ Layout (the same in a directory and under an S3 prefix)::
 from __future__ import annotations
 
 import re
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -110,6 +111,10 @@ class Registry:
     @property
     def location(self) -> str:
         return self.store.describe()
+
+    def deadline(self, seconds: float, *, attempts: int = 3) -> AbstractContextManager[None]:
+        """Bound the store calls made in the block: SECONDS in all, ATTEMPTS tries each."""
+        return self.store.deadline(seconds, attempts=attempts)
 
     # -- keys ---------------------------------------------------------------------------
     @staticmethod

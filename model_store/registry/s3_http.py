@@ -127,6 +127,17 @@ def sign(
 
 
 @dataclass(frozen=True)
+class _Budget:
+    """What requests made under a deadline may still spend."""
+
+    ends: float  # time.monotonic()
+    attempts: int
+
+    def remaining(self) -> float:
+        return self.ends - time.monotonic()
+
+
+@dataclass(frozen=True)
 class _Response:
     status: int
     body: bytes
@@ -213,6 +224,7 @@ class S3HttpStore:
         self._scheme, self._netloc = parts.scheme, parts.netloc
         self._base_path = parts.path.rstrip("/")
         self._connections = _Connections(connect_timeout, read_timeout)
+        self._budget = threading.local()
 
     def describe(self, key: str = "") -> str:
         return f"s3://{self.bucket}/{self.prefix}{key}"
@@ -220,6 +232,21 @@ class S3HttpStore:
     def close(self) -> None:
         """Close the kept-alive connections (they also close when the store is collected)."""
         self._connections.close()
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float, *, attempts: int = ATTEMPTS) -> Iterator[None]:
+        """Requests made in this block (this thread's), retries and all, end within SECONDS
+        of its start and make at most ATTEMPTS tries each; a request out of time fails
+        with a RegistryError. Nested blocks keep the tighter of both."""
+        outer: _Budget | None = getattr(self._budget, "value", None)
+        budget = _Budget(time.monotonic() + seconds, attempts)
+        if outer is not None:
+            budget = _Budget(min(budget.ends, outer.ends), min(attempts, outer.attempts))
+        self._budget.value = budget
+        try:
+            yield
+        finally:
+            self._budget.value = outer
 
     # -- the ObjectStore protocol ------------------------------------------------------------
     def read(self, key: str) -> bytes:
@@ -283,11 +310,16 @@ class S3HttpStore:
             if query
             else ""
         )
+        budget: _Budget | None = getattr(self._budget, "value", None)
         last: Exception | None = None
-        for attempt in range(ATTEMPTS):
+        for attempt in range(budget.attempts if budget else ATTEMPTS):
             if attempt:
                 # botocore's standard mode: full jitter on an exponential base, capped at 20 s.
-                time.sleep(random.uniform(0, min(20.0, 0.1 * 2**attempt)))  # noqa: S311
+                pause = random.uniform(0, min(20.0, 0.1 * 2**attempt))  # noqa: S311
+                time.sleep(max(0.0, min(pause, budget.remaining())) if budget else pause)
+            if budget is not None and budget.remaining() <= 0:
+                last = TimeoutError("out of time")
+                break
             signed = sign(
                 method=method,
                 host=self._netloc,
@@ -300,7 +332,7 @@ class S3HttpStore:
                 now=time.gmtime(),
             )
             try:
-                response = self._send(method, target, body, signed)
+                response = self._send(method, target, body, signed, budget)
             except (OSError, http.client.HTTPException) as exc:
                 last = exc
                 continue
@@ -314,18 +346,31 @@ class S3HttpStore:
             return response
         if isinstance(last, RegistryError):
             raise last
+        if isinstance(last, TimeoutError) and budget is not None:
+            raise RegistryError(
+                f"S3 {op} {self.describe(key)} failed: no answer within its deadline"
+            ) from None
         raise RegistryError(
             f"S3 {op} {self.describe(key)} failed: {type(last).__name__}: {last}"
         ) from last
 
-    def _send(self, method: str, target: str, body: bytes, headers: Mapping[str, str]) -> _Response:
-        connection = self._connections.take(self._scheme, self._netloc)
+    def _send(
+        self,
+        method: str,
+        target: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        budget: _Budget | None,
+    ) -> _Response:
+        timeouts = self._connections
+        connection = timeouts.take(self._scheme, self._netloc)
         try:
+            if budget is not None:  # connecting counts against the deadline too
+                connection.timeout = max(0.001, min(timeouts.connect_timeout, budget.remaining()))
             connection.request(method, target, body=body or None, headers=dict(headers))
-            if connection.sock is not None:
-                connection.sock.settimeout(self._connections.read_timeout)
+            self._time_left(connection, budget)
             raw = connection.getresponse()
-            response = _Response(raw.status, raw.read())
+            response = _Response(raw.status, self._body(connection, raw, budget))
         except BaseException:
             with contextlib.suppress(Exception):
                 connection.close()
@@ -335,6 +380,35 @@ class S3HttpStore:
         else:
             self._connections.give_back(self._scheme, self._netloc, connection)
         return response
+
+    def _time_left(self, connection: http.client.HTTPConnection, budget: _Budget | None) -> None:
+        """Give the socket's next wait what is left of the deadline (or the read timeout)."""
+        if connection.sock is None:
+            return
+        wait = self._connections.read_timeout
+        if budget is not None:
+            left = budget.remaining()
+            if left <= 0:
+                raise TimeoutError("out of time")
+            wait = min(wait, left)
+        connection.sock.settimeout(wait)
+
+    def _body(
+        self,
+        connection: http.client.HTTPConnection,
+        raw: http.client.HTTPResponse,
+        budget: _Budget | None,
+    ) -> bytes:
+        """The whole body, a deadline checked between reads (a slow drip cannot outlast it)."""
+        if budget is None:
+            return raw.read()
+        chunks: list[bytes] = []
+        while True:
+            self._time_left(connection, budget)
+            chunk = raw.read(1 << 16)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
 
 
 def _parse_listing(body: bytes) -> tuple[list[str], str | None]:

@@ -10,6 +10,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -46,12 +47,20 @@ class ObjectStore(Protocol):
         """Every key under ``prefix`` (recursive), as full keys."""
         ...
 
+    def deadline(self, seconds: float, *, attempts: int) -> AbstractContextManager[None]:
+        """Calls made in the block end within SECONDS, with at most ATTEMPTS tries each,
+        where the store can bound them (else the block changes nothing)."""
+        ...
+
 
 class LocalStore:
     """A directory; writes go through a temporary file so readers never see half a file."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+
+    def deadline(self, seconds: float, *, attempts: int) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()  # a local disk does not hang the way a network does
 
     def describe(self, key: str = "") -> str:
         return str(self.root / key) if key else str(self.root)
@@ -106,6 +115,11 @@ class S3Store:
 
     def describe(self, key: str = "") -> str:
         return f"s3://{self.bucket}/{self.prefix}{key}"
+
+    def deadline(self, seconds: float, *, attempts: int) -> AbstractContextManager[None]:
+        # botocore's own timeouts and retries apply (the client's Config): this store is
+        # the tools' and the fallback's, not the functions' usual one (S3HttpStore).
+        return contextlib.nullcontext()
 
     def _fail(self, op: str, key: str, exc: Exception) -> RegistryError:
         code, message = _error_code(exc)

@@ -11,6 +11,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -121,6 +122,9 @@ class _ManifestCheckMisses:
 
     def describe(self, key: str = "") -> str:
         return self.inner.describe(key)
+
+    def deadline(self, seconds: float, *, attempts: int) -> AbstractContextManager[None]:
+        return self.inner.deadline(seconds, attempts=attempts)
 
     def read(self, key: str) -> bytes:
         if key.endswith("/" + MANIFEST_FILE):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -372,4 +373,40 @@ def test_at_debug_the_sdk_logs_neither_credentials_nor_rows(
         r
         for r in caplog.records
         if r.name.startswith(("botocore", "urllib3")) and r.levelno < logging.INFO
+    ]
+
+
+def test_while_s3_fails_the_batch_leaves_no_partial_output_and_a_retry_completes_it(
+    monkeypatch: pytest.MonkeyPatch,
+    handler_module: ModuleType,
+    moto_endpoint: str,
+    s3: S3Client,
+    data_bucket: str,
+    context: FakeLambdaContext,
+    tmp_path: Path,
+) -> None:
+    from tests.faults import FaultyS3
+
+    _upload(s3, data_bucket, "incoming/iris.csv", rows=120)
+    with FaultyS3(moto_endpoint) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+        monkeypatch.setenv("MODEL_LOAD_TIMEOUT_SECONDS", "2")
+        module = importlib.reload(handler_module)
+        module.loader.cache_dir = tmp_path / "cache"
+        monkeypatch.setattr(time, "sleep", lambda _s: None)  # botocore's backoff, not the test's
+        proxy.mode = "error"
+
+        with pytest.raises(module.BatchFailedError, match=r"iris\.csv"):
+            module.handler(_event(data_bucket, "incoming/iris.csv"), context)
+
+        assert keys_under(s3, data_bucket) == ["incoming/iris.csv"]  # nothing half-written
+        proxy.mode = "pass"  # Lambda's retry, once S3 is back
+        [summary] = module.handler(_event(data_bucket, "incoming/iris.csv"), context)["results"]
+
+    assert (summary["status"], summary["rows_scored"]) == ("succeeded", 120)
+    assert keys_under(s3, data_bucket) == [
+        "errors/iris.csv",
+        "incoming/iris.csv",
+        "predictions/iris.csv",
+        "reports/iris.json",
     ]
