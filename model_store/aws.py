@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient
     from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_kms import KMSClient
     from mypy_boto3_s3 import S3Client
 
 
@@ -61,4 +62,9 @@ def apigateway_client() -> APIGatewayClient:
 
 def cloudformation_client() -> CloudFormationClient:
     client: CloudFormationClient = _client("cloudformation", "AWS_ENDPOINT_URL_CLOUDFORMATION")
+    return client
+
+
+def kms_client() -> KMSClient:
+    client: KMSClient = _client("kms", "AWS_ENDPOINT_URL_KMS")
     return client

@@ -47,6 +47,10 @@ class IntegrityError(ModelStoreError):
     """The model bytes do not match what the manifest vouches for."""
 
 
+class SignatureError(IntegrityError):
+    """A manifest's signature is missing, malformed, or not one the required key made."""
+
+
 class IncompatibleModelError(ModelStoreError):
     """The running libraries cannot safely load the artifact."""
 

@@ -25,6 +25,7 @@ from model_store.loading import DEFAULT_CACHE_DIR, LoadedModel, load_model
 from model_store.manifest import Manifest
 from model_store.registry import Registry
 from model_store.runtimes import RuntimeName
+from model_store.signing import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,7 @@ class ModelLoader:
         load_timeout: float = 20.0,
         cache_dir: Path | None = DEFAULT_CACHE_DIR,
         allow_version_mismatch: bool = False,
+        verifier: Verifier | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._registry_source = registry
@@ -56,6 +58,7 @@ class ModelLoader:
         self.load_timeout = load_timeout
         self.cache_dir = cache_dir
         self.allow_version_mismatch = allow_version_mismatch
+        self.verifier = verifier
         self._clock = clock
         self._lock = threading.Lock()
         self._loaded: LoadedModel | None = None
@@ -100,7 +103,9 @@ class ModelLoader:
         """The manifest the next load would use, without downloading or unpickling."""
         try:
             with self.registry.deadline(self.load_timeout):
-                return self.registry.read_manifest(self.name, self._resolve())
+                return self.registry.read_manifest(
+                    self.name, self._resolve(), verifier=self.verifier
+                )
         except Exception as exc:
             raise ModelUnavailableError(f"cannot read model {self.target}: {exc}") from exc
 
@@ -121,6 +126,7 @@ class ModelLoader:
                 runtime=self.runtime,
                 cache_dir=self.cache_dir,
                 allow_version_mismatch=self.allow_version_mismatch,
+                verifier=self.verifier,
             )
         log.info(
             "loaded model %s version %s (%s, %s runtime) in %.3fs%s",

@@ -28,6 +28,7 @@ from model_store.manifest import Manifest
 from model_store.registry import Registry
 from model_store.runtimes import ModelRuntime, RuntimeName
 from model_store.scoring import Predictions, as_matrix, explain_unscorable
+from model_store.signing import Verifier
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +91,14 @@ def load_model(
     runtime: RuntimeName = "sklearn",
     cache_dir: Path | None = DEFAULT_CACHE_DIR,
     allow_version_mismatch: bool = False,
+    verifier: Verifier | None = None,
 ) -> LoadedModel:
-    """Load NAME@VERSION through the gate; raises a typed ModelStoreError on refusal."""
+    """Load NAME@VERSION through the gate; raises a typed ModelStoreError on refusal.
+
+    With a VERIFIER the manifest must carry its key's signature before anything it names
+    is read (model_store.signing)."""
     started = time.perf_counter()
-    manifest = registry.read_manifest(name, version)
+    manifest = registry.read_manifest(name, version, verifier=verifier)
     source = f"{name}@{version}"
     remedy = f"serve it with the sklearn runtime, or add one with `model-store add-onnx {source}`"
     file, sha256, size = _served_file(manifest, runtime, source, remedy, allow_version_mismatch)

@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model_store.loader import ModelLoader
 from model_store.runtimes import RuntimeName
+from model_store.signing import Verifier
 
 
 class ModelSourceSettings(BaseSettings):
@@ -34,6 +35,11 @@ class ModelSourceSettings(BaseSettings):
         "onnx", description="onnx (ONNX Runtime, the model's ONNX form) or sklearn (unpickle)"
     )
     allow_model_version_mismatch: bool = False
+    model_signing_key_arn: str = Field(
+        "",
+        description="ARN of the KMS key whose signature every served manifest must carry "
+        "(checked with kms:Verify before loading); empty: signatures are not checked",
+    )
 
     @property
     def registry_location(self) -> str:
@@ -59,4 +65,12 @@ class ModelSourceSettings(BaseSettings):
             refresh_timeout=self.model_refresh_timeout_seconds,
             load_timeout=self.model_load_timeout_seconds,
             allow_version_mismatch=self.allow_model_version_mismatch,
+            verifier=self._verifier(),
         )
+
+    def _verifier(self) -> Verifier | None:
+        if not self.model_signing_key_arn:
+            return None
+        from model_store.signing import verifier_for
+
+        return verifier_for(self.model_signing_key_arn, direct_http=True)

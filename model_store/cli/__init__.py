@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from model_store.cli import keys_cmd, registry_cmds, score_cmd, train_cmd
+from model_store.cli import keys_cmd, registry_cmds, score_cmd, signing_cmds, train_cmd
 from model_store.cli.output import UsageError, error
 from model_store.exceptions import ModelStoreError
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     train_cmd.add_parser(commands, common)
     registry_cmds.add_parsers(commands, common)
+    signing_cmds.add_parsers(commands, common)
     score_cmd.add_parser(commands, common)
     keys_cmd.add_parser(commands, common)
     return parser

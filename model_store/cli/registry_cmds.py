@@ -10,6 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from model_store.artifact import Artifact
 from model_store.cli.output import UsageError, emit, onnx_summary, progress, table, warn
+from model_store.cli.signing_cmds import (
+    add_sign_key_option,
+    signature_summary,
+    signer_from,
+    warn_if_less_signed,
+)
 from model_store.exceptions import ModelNotFoundError, ModelStoreError
 from model_store.manifest import Manifest
 from model_store.registry import AliasRecord, Registry, open_registry
@@ -43,6 +49,7 @@ def add_parsers(commands: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("artifact", type=Path, help="directory holding model.joblib and manifest.json")
     p.add_argument("--name", help="model name (default: the manifest's)")
     p.add_argument("--version", help="version (default: UTC timestamp + sha256 prefix, sortable)")
+    add_sign_key_option(p)
     p.set_defaults(handler=publish)
 
     p = commands.add_parser(
@@ -59,6 +66,7 @@ def add_parsers(commands: Subparsers, common: argparse.ArgumentParser) -> None:
     p.add_argument("--version", help="the new version (default: <version>-onnx)")
     p.add_argument("--data", type=Path, help="training CSV to add to the proof's rows")
     p.add_argument("--target", help="target column of --data")
+    add_sign_key_option(p)
     p.set_defaults(handler=add_onnx)
 
     p = commands.add_parser("list", parents=[common], help="list models, or the versions of one")
@@ -96,6 +104,7 @@ def default_version(manifest: Manifest) -> str:
 def publish(args: argparse.Namespace) -> int:
     artifact = Artifact.read(args.artifact)
     registry = registry_from(args)
+    signer = signer_from(args)  # a key that cannot sign fails here, before any conversion
     if artifact.manifest.onnx is None and artifact.manifest.onnx_refused is None:
         # Made before ONNX forms existed (or elsewhere): convert and prove it now.
         from model_store.onnx_conversion import with_onnx_form
@@ -104,12 +113,13 @@ def publish(args: argparse.Namespace) -> int:
         artifact = with_onnx_form(artifact)
     name = args.name or artifact.manifest.name
     version = args.version or default_version(artifact.manifest)
-    manifest = registry.publish(artifact, name=name, version=version)
+    manifest = registry.publish(artifact, name=name, version=version, signer=signer)
     emit(
         args.json,
-        _summary(manifest),
+        {**_summary(manifest), "signed_by": signer.key_arn if signer else None},
         f"published {name}@{version} to {registry.location}\n"
         f"  {onnx_summary(manifest)}\n"
+        f"  {_signed_text(signer.key_arn if signer else None)}\n"
         f"next: model-store promote {name} {version} --registry {args.registry}",
     )
     return 0
@@ -121,6 +131,7 @@ def add_onnx(args: argparse.Namespace) -> int:
     if (args.data is None) != (args.target is None):
         raise UsageError("--data and --target go together")
     registry = registry_from(args)
+    signer = signer_from(args)
     name, version = registry.resolve_ref(args.ref)
     manifest = registry.read_manifest(name, version)
     if manifest.onnx is not None:
@@ -140,12 +151,18 @@ def add_onnx(args: argparse.Namespace) -> int:
             "nothing was published"
         )
     new_version = args.version or f"{version}-onnx"
-    published = registry.publish(converted, name=name, version=new_version)
+    published = registry.publish(converted, name=name, version=new_version, signer=signer)
     emit(
         args.json,
-        {**_summary(published), "added": True, "from_version": version},
+        {
+            **_summary(published),
+            "added": True,
+            "from_version": version,
+            "signed_by": signer.key_arn if signer else None,
+        },
         f"published {name}@{new_version}: the model of {name}@{version} with an ONNX form\n"
         f"  {onnx_summary(published)}\n"
+        f"  {_signed_text(signer.key_arn if signer else None)}\n"
         f"next: model-store promote {name} {new_version} --registry {args.registry}",
     )
     return 0
@@ -201,8 +218,13 @@ def list_cmd(args: argparse.Namespace) -> int:
 
 def show(args: argparse.Namespace) -> int:
     registry = registry_from(args)
-    manifest = registry.read_manifest(*registry.resolve_ref(args.ref))
-    data = manifest.model_dump(mode="json")
+    name, version = registry.resolve_ref(args.ref)
+    manifest = registry.read_manifest(name, version)
+    signature = registry.read_signature(name, version)
+    data = {
+        **manifest.model_dump(mode="json"),
+        "signature": signature.model_dump(mode="json") if signature else None,
+    }
     features = ", ".join(f"{f.name} [{f.stats.min:g}..{f.stats.max:g}]" for f in manifest.features)
     human = "\n".join(
         [
@@ -216,6 +238,7 @@ def show(args: argparse.Namespace) -> int:
             f"  artifact    {manifest.size_bytes} bytes, zlib {manifest.compress}, "
             f"sha256 {manifest.sha256}",
             f"  onnx        {onnx_summary(manifest).removeprefix('ONNX form: ')}",
+            f"  signature   {signature_summary(signature)}",
             f"  trained on  Python {manifest.runtime.python}, "
             f"scikit-learn {manifest.runtime.sklearn}, joblib {manifest.runtime.joblib}, "
             f"numpy {manifest.runtime.numpy}",
@@ -229,6 +252,7 @@ def promote(args: argparse.Namespace) -> int:
     registry = registry_from(args)
     record = registry.promote(args.name, args.version, alias=args.alias)
     _warn_without_onnx(registry.read_manifest(args.name, record.version))
+    warn_if_less_signed(registry, args.name, record.version, _previous(record))
     return _alias_result(args, record, "now points at")
 
 
@@ -246,6 +270,7 @@ def rollback(args: argparse.Namespace) -> int:
     registry = registry_from(args)
     record = registry.rollback(args.name, alias=args.alias)
     _warn_without_onnx(registry.read_manifest(args.name, record.version))
+    warn_if_less_signed(registry, args.name, record.version, _previous(record))
     return _alias_result(args, record, "rolled back to")
 
 
@@ -264,6 +289,15 @@ def _alias_result(args: argparse.Namespace, record: AliasRecord, verb: str) -> i
         f"{record.name}@{record.alias} {verb} {record.version}",
     )
     return 0
+
+
+def _previous(record: AliasRecord) -> str | None:
+    """The version the alias pointed at before its latest event."""
+    return record.history[-2].version if len(record.history) > 1 else None
+
+
+def _signed_text(key_arn: str | None) -> str:
+    return f"signed by {key_arn}" if key_arn else "unsigned (publish --sign-key KEY signs)"
 
 
 def _summary(manifest: Manifest) -> dict[str, Any]:

@@ -4,6 +4,7 @@ Layout (the same in a directory and under an S3 prefix)::
 
     models/<name>/<version>/model.joblib
     models/<name>/<version>/model.onnx       when the model has an ONNX form
+    models/<name>/<version>/manifest.sig     when signed (model_store.signing): before it
     models/<name>/<version>/manifest.json    written last: its presence publishes
     models/<name>/aliases/<alias>.json       current version and the alias's history
 """
@@ -23,12 +24,21 @@ from model_store.exceptions import (
     InvalidNameError,
     ManifestError,
     ModelNotFoundError,
+    ModelStoreError,
     NothingToRollBackError,
     VersionExistsError,
     VersionNotFoundError,
 )
 from model_store.manifest import Manifest
 from model_store.registry.stores import KeyExists, KeyNotFound, ObjectStore
+from model_store.signing import (
+    SIGNATURE_FILE,
+    Signature,
+    Signer,
+    Verifier,
+    sign_manifest,
+    verify_manifest,
+)
 
 # Matched against the whole string (fullmatch): "$" alone also matches before a final "\n".
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -130,8 +140,11 @@ class Registry:
         )
 
     # -- artifacts ----------------------------------------------------------------------
-    def publish(self, artifact: Artifact, *, name: str, version: str) -> Manifest:
-        """Store an artifact as NAME/VERSION. Existing versions are never overwritten."""
+    def publish(
+        self, artifact: Artifact, *, name: str, version: str, signer: Signer | None = None
+    ) -> Manifest:
+        """Store an artifact as NAME/VERSION, signed by SIGNER when given. Existing versions
+        are never overwritten."""
         manifest_key = self._version_key(name, version, MANIFEST_FILE)
         artifact.verify(source="artifact to publish")
         try:
@@ -158,11 +171,62 @@ class Registry:
                         f"{self._exists_message(name, version)} (another {file} is already "
                         f"stored at {self.store.describe(key)})"
                     ) from None
+        manifest_bytes = manifest.to_json()
+        if signer is not None:
+            signature = sign_manifest(
+                signer, name=name, version=version, manifest_bytes=manifest_bytes
+            )
+            self._write_signature(name, version, signature, publishing=True)
         try:
-            self.store.write(manifest_key, manifest.to_json(), exclusive=True)
+            self.store.write(manifest_key, manifest_bytes, exclusive=True)
         except KeyExists:
             raise VersionExistsError(self._exists_message(name, version)) from None
         return manifest
+
+    def sign(self, name: str, version: str, signer: Signer, *, replace: bool = False) -> Signature:
+        """Sign a published version's manifest (one published unsigned, or re-sign with
+        another key when REPLACE)."""
+        manifest_bytes = self._manifest_bytes(name, version)
+        signature = sign_manifest(signer, name=name, version=version, manifest_bytes=manifest_bytes)
+        self._write_signature(name, version, signature, replace=replace)
+        return signature
+
+    def read_signature(self, name: str, version: str) -> Signature | None:
+        key = self._version_key(name, version, SIGNATURE_FILE)
+        data = self._signature_bytes(name, version)
+        return None if data is None else Signature.from_json(data, source=self.store.describe(key))
+
+    def _signature_bytes(self, name: str, version: str) -> bytes | None:
+        try:
+            return self.store.read(self._version_key(name, version, SIGNATURE_FILE))
+        except KeyNotFound:
+            return None
+
+    def _write_signature(
+        self,
+        name: str,
+        version: str,
+        signature: Signature,
+        *,
+        publishing: bool = False,
+        replace: bool = False,
+    ) -> None:
+        key = self._version_key(name, version, SIGNATURE_FILE)
+        try:
+            self.store.write(key, signature.to_json(), exclusive=not replace)
+        except KeyExists:
+            existing = Signature.from_json(self.store.read(key), source=self.store.describe(key))
+            if publishing and existing.manifest_sha256 == signature.manifest_sha256:
+                return  # our own interrupted publish signed these same manifest bytes
+            if publishing:
+                raise VersionExistsError(
+                    f"{self._exists_message(name, version)} (a signature for another manifest "
+                    f"is already stored at {self.store.describe(key)})"
+                ) from None
+            raise ModelStoreError(
+                f"{name}@{version} is already signed by {existing.key_arn}; "
+                "pass --replace to sign it again"
+            ) from None
 
     def _exists_message(self, name: str, version: str) -> str:
         return (
@@ -188,12 +252,22 @@ class Registry:
         ]
         return sorted(versions, key=natural_key)
 
-    def read_manifest(self, name: str, version: str) -> Manifest:
+    def read_manifest(
+        self, name: str, version: str, *, verifier: Verifier | None = None
+    ) -> Manifest:
+        """NAME@VERSION's manifest; with a VERIFIER, only once its key vouches for the
+        manifest's exact bytes (SignatureError otherwise)."""
         key = self._version_key(name, version, MANIFEST_FILE)
-        try:
-            data = self.store.read(key)
-        except KeyNotFound:
-            raise self._missing_version(name, version) from None
+        data = self._manifest_bytes(name, version)
+        if verifier is not None:
+            verify_manifest(
+                verifier,
+                self._signature_bytes(name, version),
+                name=name,
+                version=version,
+                manifest_bytes=data,
+                source=f"{name}@{version}",
+            )
         manifest = Manifest.from_json(data, source=self.store.describe(key))
         if manifest.name != name or manifest.version != version:
             raise ManifestError(
@@ -201,6 +275,12 @@ class Registry:
                 f"not {name}@{version}"
             )
         return manifest
+
+    def _manifest_bytes(self, name: str, version: str) -> bytes:
+        try:
+            return self.store.read(self._version_key(name, version, MANIFEST_FILE))
+        except KeyNotFound:
+            raise self._missing_version(name, version) from None
 
     def read_model_bytes(self, name: str, version: str) -> bytes:
         return self.read_file(name, version, MODEL_FILE)
