@@ -31,6 +31,8 @@ from devstack.rie import Invocation
 from devstack.template import ApiSpec, Route
 from devstack.usage import Decision, Verdict
 
+# What a route's ANY method stands for; any other method (TRACE, CONNECT, ...) has no route.
+ANY_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"})
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 INTEGRATION_TIMEOUT = 29.0  # API Gateway's default integration timeout
 _DISCARD_LIMIT = 64 * 1024 * 1024
@@ -140,7 +142,9 @@ class LocalGateway:
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None:
         for route, pattern in self._routes:
             found = pattern.match(path)
-            if found is not None and route.method in {method, "ANY"}:
+            if found is not None and (
+                route.method == method or (route.method == "ANY" and method in ANY_METHODS)
+            ):
                 return route, found.groupdict()
         return None
 
@@ -168,6 +172,12 @@ class LocalGateway:
                 error = _BY_VERDICT[decision.verdict]
                 return Outcome(error_response(error, request_id), route.function, decision.key_id)
             key_id = decision.key_id
+        if route.mock is not None:  # API Gateway answers itself; no function runs
+            mock = route.mock
+            headers_out = [("content-type", mock.content_type), ("x-amzn-RequestId", request_id)]
+            return Outcome(HttpResponse(mock.status, headers_out, mock.body.encode()), None, key_id)
+        function = route.function
+        assert function is not None  # a route is a function's or a MOCK
         event = proxy_event(
             HttpRequest(method, path, stage, split.query, headers, body, source_ip),
             route,
@@ -179,7 +189,7 @@ class LocalGateway:
             binary_media_types=self.api.binary_media_types,
             request_id=request_id,
         )
-        future = self._integrations.submit(self.invoke, route.function, event)
+        future = self._integrations.submit(self.invoke, function, event)
         try:
             invocation = future.result(timeout=self.integration_timeout)
         except concurrent.futures.TimeoutError:
@@ -331,5 +341,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(response.body)
 
-    # http.server dispatches on do_<METHOD>.
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve  # noqa: N815
+    # http.server dispatches on do_<METHOD>, and answers a method without one with its own
+    # 501 page. API Gateway answers every method: one it has no route for is a 403.
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)

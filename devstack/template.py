@@ -10,6 +10,7 @@ stable local name instead of a random suffix.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -29,11 +30,22 @@ class TemplateError(Exception):
 
 
 @dataclass(frozen=True)
+class MockAnswer:
+    """What API Gateway answers itself for a MOCK integration (its template, served as
+    literal text: the local gateway runs no VTL)."""
+
+    status: int
+    body: str
+    content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
 class Route:
     method: str  # upper case
     path: str  # as declared, e.g. /predict or /items/{id}
-    function: str  # logical id
+    function: str | None  # logical id; None for a MOCK integration
     api_key_required: bool
+    mock: MockAnswer | None = None
 
     def pattern(self) -> re.Pattern[str]:
         parts = []
@@ -412,6 +424,7 @@ class Template:
         result = []
         for api_id, resource in self._of_type("AWS::Serverless::Api").items():
             props = resource["Properties"]
+            routes.setdefault(api_id, []).extend(self._mock_routes(api_id, props))
             plan = (props.get("Auth") or {}).get("UsagePlan") or {}
             usage_plan = None
             if plan.get("CreateUsagePlan", "NONE") != "NONE":
@@ -438,6 +451,32 @@ class Template:
             )
         return result
 
+    def _mock_routes(self, api_id: str, props: Mapping[str, Any]) -> Iterator[Route]:
+        """The MOCK integrations of an API's DefinitionBody (MergeDefinitions adds the
+        functions' routes to it, which the Api events already gave)."""
+        body = props.get("DefinitionBody") or {}
+        default_key = bool((props.get("Auth") or {}).get("ApiKeyRequired", False))
+        for path, methods in (body.get("paths") or {}).items():
+            for method, operation in methods.items():
+                if method == "parameters":
+                    continue
+                where = f"{api_id} {method.upper()} {path}"
+                integration = operation.get("x-amazon-apigateway-integration") or {}
+                if str(integration.get("type", "")).lower() != "mock":
+                    raise TemplateError(f"{where}: the local stack serves MOCK integrations only")
+                security = operation.get("security") or []
+                if any("api_key_false" in s for s in security):
+                    required = False
+                else:
+                    required = default_key or any("api_key" in s for s in security)
+                yield Route(
+                    method=method.upper(),
+                    path=path,
+                    function=None,
+                    api_key_required=required,
+                    mock=_mock_answer(where, integration),
+                )
+
     def s3_triggers(self) -> list[S3Trigger]:
         triggers = []
         for function_id, properties in self._events("S3"):
@@ -454,6 +493,28 @@ class Template:
                 )
             )
         return triggers
+
+
+def _mock_answer(where: str, integration: Mapping[str, Any]) -> MockAnswer:
+    """The integration response API Gateway picks: the request template sets a status,
+    the first response whose pattern matches it answers, else the default one."""
+    request = (integration.get("requestTemplates") or {}).get("application/json", "{}")
+    try:
+        selected = str(json.loads(request).get("statusCode", 200))
+    except (ValueError, AttributeError):
+        raise TemplateError(
+            f"{where}: the request template must be JSON with a statusCode"
+        ) from None
+    responses = integration.get("responses") or {}
+    chosen = next(
+        (r for p, r in responses.items() if p != "default" and re.fullmatch(p, selected)),
+        responses.get("default"),
+    )
+    if chosen is None:
+        raise TemplateError(f"{where}: no integration response for status {selected}")
+    templates = chosen.get("responseTemplates") or {}
+    content_type, body = next(iter(templates.items()), ("application/json", ""))
+    return MockAnswer(status=int(chosen["statusCode"]), body=body, content_type=content_type)
 
 
 def _check_number(name: str, value: str, spec: Mapping[str, Any]) -> None:

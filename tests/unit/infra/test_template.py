@@ -11,6 +11,7 @@ pass by holding the default's value.
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -41,17 +42,26 @@ OVERRIDES: dict[str, Any] = {
     "BatchMaxRetries": "1",
     "OutputRetentionDays": "45",
     "ServingRuntime": "sklearn",
+    "ModelSigningKeyArn": (
+        "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    ),
+    "ModelPublisherRoleArn": "arn:aws:iam::123456789012:role/model-publisher",
+    "ApiReservedConcurrency": "17",
+    "BatchReservedConcurrency": "3",
+    "ApiAccessLogs": "true",
 }
 FUNCTIONS = ("PredictApiFunction", "BatchScoringFunction")
-ROUTES = {
+FUNCTION_ROUTES = {
     ("/predict", "post"),
     ("/batch_predict", "post"),
     ("/model", "get"),
     ("/docs", "get"),
     ("/openapi.json", "get"),
-    ("/health", "get"),
 }
-PUBLIC_ROUTES = {("/health", "get")}
+MOCK_ROUTES = {("/health", "get")}  # answered by API Gateway: no key, no Lambda
+ROUTES = FUNCTION_ROUTES | MOCK_ROUTES
+PUBLIC_ROUTES = MOCK_ROUTES
+NO_VALUE = {"Ref": "AWS::NoValue"}
 # Physical names the renderer gives; the data bucket's name is computed in the template.
 MODEL_BUCKET_ARN = "arn:aws:s3:::<ModelBucket>"
 DATA_BUCKET_ARN = "arn:aws:s3:::sklearn-serverless-data-123456789012-us-east-1"
@@ -130,6 +140,11 @@ class Stack:
             return self.choose(when_true if self.condition(name) else when_false)
         return value
 
+    def statements(self, value: Any) -> list[dict[str, Any]]:
+        """A policy's statements as this stack's conditions leave them."""
+        chosen = (self.choose(s) for s in as_list(value))
+        return [s for s in chosen if s != NO_VALUE]
+
     def _ref(self, name: str) -> str:
         if name in self.parameters:
             return str(self.parameters[name])
@@ -155,7 +170,7 @@ class Stack:
         role = self.props(function_id)["Role"]
         assert role == {"Fn::GetAtt": [role["Fn::GetAtt"][0], "Arn"]}
         policies = self.props(role["Fn::GetAtt"][0]).get("Policies", [])
-        return [s for p in policies for s in as_list(p["PolicyDocument"]["Statement"])]
+        return [s for p in policies for s in self.statements(p["PolicyDocument"]["Statement"])]
 
     def s3_access(self, function_id: str) -> dict[str, set[str]]:
         """Action -> the rendered resources it is allowed on, for the role's S3 statements."""
@@ -241,10 +256,12 @@ def test_api_key_is_required_on_every_route_but_health(stack: Stack) -> None:
         assert method["Properties"].get("ApiKeyRequired") is True, logical_id
 
 
-def test_the_six_routes_integrate_with_the_predict_function(stack: Stack) -> None:
+def test_the_five_function_routes_integrate_with_the_predict_function(stack: Stack) -> None:
     routes = operations(stack)
     assert set(routes) == ROUTES
     for route, operation in routes.items():
+        if route in MOCK_ROUTES:
+            continue
         integration = operation["x-amazon-apigateway-integration"]
         assert integration["type"] == "aws_proxy", route
         assert integration["httpMethod"] == "POST", route
@@ -256,8 +273,53 @@ def test_the_six_routes_integrate_with_the_predict_function(stack: Stack) -> Non
         if p["Properties"]["FunctionName"] == {"Ref": "PredictApiFunction"}
         and p["Properties"]["Principal"] == "apigateway.amazonaws.com"
     }
-    for path, method in ROUTES:
+    for path, method in FUNCTION_ROUTES:
         assert any(arn.endswith(f"/{method.upper()}{path}") for arn in permitted), (path, method)
+
+
+def test_health_is_answered_by_api_gateway_and_never_invokes_the_function(stack: Stack) -> None:
+    """Unkeyed requests are unthrottled by usage plans: they must not reach Lambda."""
+    operation = operations(stack)[("/health", "get")]
+    integration = operation["x-amazon-apigateway-integration"]
+    assert integration["type"] == "mock"
+    assert integration["requestTemplates"]["application/json"] == '{"statusCode": 200}'
+    response = integration["responses"]["default"]
+    assert response["statusCode"] == "200"
+    assert response["responseTemplates"]["application/json"] == '{"status":"ok"}'
+    assert "uri" not in integration
+    permitted = [
+        stack.render(p["Properties"]["SourceArn"])
+        for p in stack.of_type("AWS::Lambda::Permission").values()
+        if "SourceArn" in p["Properties"]
+    ]
+    assert permitted
+    assert not any(arn.endswith("/GET/health") for arn in permitted)
+
+
+def test_access_logs_are_json_with_the_key_id_status_and_latency_only_when_asked(
+    stack: Stack,
+) -> None:
+    _, stage = stack.only("AWS::ApiGateway::Stage")
+    setting = stack.choose(stage["Properties"].get("AccessLogSetting", NO_VALUE))
+    groups = [
+        logical_id
+        for logical_id, group in stack.of_type("AWS::Logs::LogGroup").items()
+        if "apigateway" in stack.render(group["Properties"]["LogGroupName"])
+    ]
+    # Declaring the account's CloudWatch role would overwrite an account-wide setting.
+    assert not stack.of_type("AWS::ApiGateway::Account")
+    if stack.parameters["ApiAccessLogs"] != "true":
+        assert setting == NO_VALUE
+        assert all(not stack.condition(stack.resources[g]["Condition"]) for g in groups)
+        return
+    [group_id] = groups
+    assert stack.condition(stack.resources[group_id]["Condition"])
+    assert setting["DestinationArn"] == {"Fn::GetAtt": [group_id, "Arn"]}
+    fields = json.loads(setting["Format"])
+    assert fields["apiKeyId"] == "$context.identity.apiKeyId"
+    assert fields["status"] == "$context.status"
+    assert fields["responseLatency"] == "$context.responseLatency"
+    assert fields["requestId"] == "$context.requestId"
 
 
 def test_usage_plan_is_bound_to_the_stage_with_the_parameter_limits(stack: Stack) -> None:
@@ -318,7 +380,7 @@ def test_bucket_policy_denies_insecure_transport(stack: Stack, bucket_id: str) -
     arn = stack.render({"Fn::GetAtt": [bucket_id, "Arn"]})
     denials = [
         s
-        for s in as_list(policies[0]["Statement"])
+        for s in stack.statements(policies[0]["Statement"])
         if s["Effect"] == "Deny"
         and s["Principal"] in ("*", {"AWS": "*"})
         and "s3:*" in as_list(s["Action"])
@@ -394,10 +456,11 @@ def iam_statements(stack: Stack) -> list[tuple[str, dict[str, Any]]]:
     found: list[tuple[str, dict[str, Any]]] = []
     for logical_id, role in stack.of_type("AWS::IAM::Role").items():
         for policy in role["Properties"].get("Policies", []):
-            found += [(logical_id, s) for s in as_list(policy["PolicyDocument"]["Statement"])]
+            statements = stack.statements(policy["PolicyDocument"]["Statement"])
+            found += [(logical_id, s) for s in statements]
     for policy_type in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
         for logical_id, policy in stack.of_type(policy_type).items():
-            statements = as_list(policy["Properties"]["PolicyDocument"]["Statement"])
+            statements = stack.statements(policy["Properties"]["PolicyDocument"]["Statement"])
             found += [(logical_id, s) for s in statements]
     return found
 
@@ -560,3 +623,68 @@ def test_throttling_is_per_key_not_shared_by_the_stage(stack: Stack) -> None:
         assert "ThrottlingBurstLimit" not in setting
     _, plan = stack.only("AWS::ApiGateway::UsagePlan")
     assert plan["Properties"]["Throttle"]["RateLimit"] == stack.parameters["ThrottleRateLimit"]
+
+
+@pytest.mark.parametrize(
+    ("function_id", "parameter"),
+    [
+        ("PredictApiFunction", "ApiReservedConcurrency"),
+        ("BatchScoringFunction", "BatchReservedConcurrency"),
+    ],
+)
+def test_reserved_concurrency_is_unset_unless_a_parameter_asks(
+    stack: Stack, function_id: str, parameter: str
+) -> None:
+    """Empty by default: accounts with low limits reject any reservation, and 0 would
+    disable the function."""
+    reserved = stack.choose(stack.props(function_id).get("ReservedConcurrentExecutions", NO_VALUE))
+    if stack.parameters[parameter] == "":
+        assert reserved == NO_VALUE
+    else:
+        assert stack.render(reserved) == stack.parameters[parameter]
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_functions_verify_model_signatures_with_the_named_key_only(
+    stack: Stack, function_id: str
+) -> None:
+    key = stack.parameters["ModelSigningKeyArn"]
+    variables = stack.props(function_id)["Environment"]["Variables"]
+    assert stack.render(variables["MODEL_SIGNING_KEY_ARN"]) == key
+    kms = [
+        s
+        for s in stack.role_statements(function_id)
+        if any(a.startswith("kms:") for a in as_list(s["Action"]))
+    ]
+    if not key:
+        assert kms == []
+        return
+    [statement] = kms
+    assert statement["Effect"] == "Allow"
+    assert as_list(statement["Action"]) == ["kms:Verify"]
+    assert [stack.render(r) for r in as_list(statement["Resource"])] == [key]
+
+
+def test_only_the_publisher_role_may_write_under_models_when_named(stack: Stack) -> None:
+    [policy] = [
+        p["Properties"]["PolicyDocument"]
+        for p in stack.of_type("AWS::S3::BucketPolicy").values()
+        if p["Properties"]["Bucket"] == {"Ref": "ModelBucket"}
+    ]
+    guards = [
+        s
+        for s in stack.statements(policy["Statement"])
+        if s["Effect"] == "Deny" and "s3:PutObject" in as_list(s["Action"])
+    ]
+    role = stack.parameters["ModelPublisherRoleArn"]
+    if not role:
+        assert guards == []
+        return
+    [guard] = guards
+    assert guard["Principal"] == "*"
+    assert {"s3:PutObject", "s3:DeleteObject", "s3:DeleteObjectVersion"} <= set(guard["Action"])
+    prefix = stack.parameters["ModelPrefix"]
+    assert [stack.render(r) for r in as_list(guard["Resource"])] == [
+        f"{MODEL_BUCKET_ARN}/{prefix}models/*"
+    ]
+    assert stack.render(guard["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]) == role

@@ -21,7 +21,7 @@ import pytest
 
 from devstack.gateway import LocalGateway
 from devstack.rie import Invocation
-from devstack.template import ApiSpec, Route
+from devstack.template import ApiSpec, MockAnswer, Route
 from devstack.usage import Decision, Verdict
 
 STAGE = "v1"
@@ -36,6 +36,10 @@ API = ApiSpec(
         Route("POST", "/items/{id}", "Items", api_key_required=True),
         Route("GET", "/health", "Health", api_key_required=False),
         Route("ANY", "/files/{proxy+}", "Files", api_key_required=False),
+        Route("GET", "/status", None, api_key_required=False, mock=MockAnswer(200, '{"up":1}')),
+        Route(
+            "GET", "/keyed", None, api_key_required=True, mock=MockAnswer(202, "x", "text/plain")
+        ),
     ),
     usage_plan=None,
     binary_media_types=("image/png",),
@@ -473,4 +477,83 @@ def test_a_request_with_broken_framing_is_400_and_the_connection_closes(
     status_line, _, rest = answer.partition(b"\r\n")
     assert status_line.startswith(b"HTTP/1.1 400"), answer
     assert rest.endswith(b'{"message": "Bad Request"}')
+    assert setup.function.events == []
+
+
+# -- every method answered as API Gateway answers it ------------------------------------------
+NOT_GET = ("TRACE", "CONNECT", "PATCH", "PUT", "DELETE", "OPTIONS", "PROPFIND", "BREW", "get")
+NOT_ANY = ("TRACE", "CONNECT", "PROPFIND", "BREW", "get")  # ANY is API Gateway's seven
+UNROUTED = [
+    *((method, "/v1/health") for method in NOT_GET),  # a GET-only route
+    *((method, "/v1/nope") for method in NOT_GET),  # no route at all
+    *((method, "/v1/files/a.txt") for method in NOT_ANY),  # an ANY route
+]
+
+
+@pytest.mark.parametrize(("method", "target"), UNROUTED)
+def test_a_method_without_a_route_is_missing_authentication_token(
+    setup: Setup, method: str, target: str
+) -> None:
+    response = send(setup.gateway, method, target, headers={"x-api-key": "good-key"})
+    assert_error(
+        response, 403, "MissingAuthenticationTokenException", "Missing Authentication Token"
+    )
+    assert setup.function.events == []
+    assert access_line(setup, f"{method} {target} 403")
+
+
+def test_head_without_a_route_is_403_with_no_body(setup: Setup) -> None:
+    response = send(setup.gateway, "HEAD", "/v1/health")
+    assert response.status == 403
+    assert response.header("x-amzn-ErrorType") == "MissingAuthenticationTokenException"
+    assert response.body == b""
+    assert setup.function.events == []
+
+
+@pytest.mark.parametrize(
+    "request_line", [b"TRACE /v1/health HTTP/1.1", b"CONNECT example.com:443 HTTP/1.1"]
+)
+def test_trace_and_connect_are_json_not_the_servers_501_page(
+    setup: Setup, request_line: bytes
+) -> None:
+    answer = raw_exchange(
+        setup.gateway,
+        request_line + b"\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line == b"HTTP/1.1 403 Forbidden", answer
+    assert b"Content-Type: application/json" in rest
+    assert rest.endswith(b'{"message": "Missing Authentication Token"}')
+    assert setup.function.events == []
+
+
+def test_the_connection_stays_usable_after_an_unrouted_method(setup: Setup) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", setup.gateway.port, timeout=10)
+    try:
+        first = send(setup.gateway, "TRACE", "/v1/health", connection=conn)
+        second = send(setup.gateway, "GET", "/v1/health", connection=conn)
+    finally:
+        conn.close()
+    assert (first.status, second.status) == (403, 200)
+    assert [function for function, _ in setup.function.events] == ["Health"]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"])
+def test_any_stands_for_api_gateways_seven_methods(setup: Setup, method: str) -> None:
+    response = send(setup.gateway, method, "/v1/files/a.txt")
+    assert response.status == 200
+    assert [function for function, _ in setup.function.events] == ["Files"]
+
+
+def test_a_mock_route_is_answered_by_the_gateway_without_invoking(setup: Setup) -> None:
+    response = send(setup.gateway, "GET", f"/{STAGE}/status")
+    assert (response.status, response.body) == (200, b'{"up":1}')
+    assert response.header("content-type") == "application/json"
+    assert setup.function.events == []
+
+
+def test_a_keyed_mock_route_still_checks_the_key(setup: Setup) -> None:
+    assert send(setup.gateway, "GET", f"/{STAGE}/keyed").status == 403
+    answered = send(setup.gateway, "GET", f"/{STAGE}/keyed", headers={"x-api-key": "good-key"})
+    assert (answered.status, answered.body) == (202, b"x")
     assert setup.function.events == []

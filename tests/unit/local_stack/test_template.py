@@ -21,7 +21,14 @@ from samcli.yamlhelper import yaml_parse
 
 from devstack import runtime
 from devstack.stack import LOCAL_CREDENTIALS, StackConfig, function_environment, load_env_file
-from devstack.template import LOCAL_ACCOUNT, Route, S3Trigger, Template, TemplateError
+from devstack.template import (
+    LOCAL_ACCOUNT,
+    MockAnswer,
+    Route,
+    S3Trigger,
+    Template,
+    TemplateError,
+)
 from tests.events import EVENTS_DIR, load_event
 
 STACK = "my-stack"
@@ -258,9 +265,20 @@ def test_routes_methods_and_api_key_requirements(source: Path, document: dict[st
         for e in document["Resources"]["PredictApiFunction"]["Properties"]["Events"].values()
         if e["Type"] == "Api"
     }
-    assert {(r.method, r.path) for r in api.routes} == declared
+    mocks = {
+        (method.upper(), path)
+        for path, methods in document["Resources"]["PredictApi"]["Properties"]["DefinitionBody"][
+            "paths"
+        ].items()
+        for method in methods
+    }
+    assert mocks == {("GET", "/health")}
+    assert {(r.method, r.path) for r in api.routes} == declared | mocks
     assert all(r.method.isupper() for r in api.routes)
-    assert all(r.function == "PredictApiFunction" for r in api.routes)
+    assert {r.function for r in api.routes if r.mock is None} == {"PredictApiFunction"}
+    [health] = [r for r in api.routes if r.path == "/health"]
+    assert health.function is None
+    assert health.mock == MockAnswer(200, '{"status":"ok"}', "application/json")
     required = {r.path: r.api_key_required for r in api.routes}
     assert required.pop("/health") is False
     assert required  # the other routes exist...
