@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import signal
@@ -20,6 +21,7 @@ from devstack.stack import (
     LocalStack,
     StackConfig,
     StackError,
+    exposure_warning,
     function_environment,
     lambda_spec,
     load_env_file,
@@ -91,7 +93,9 @@ def banner(stack: LocalStack, seconds: float) -> str:
         + ", ".join(f"{name} ({logical})" for logical, name in stack.buckets.items()),
         f"  registry       {registry}",
         f"  runtime        {_runtime_note(environment.get('SERVING_RUNTIME', ''))}",
+        f"  signatures     {_signatures_note(stack.signing_key)}",
         f"  state          {stack.config.state}",
+        *(["", warning] if (warning := exposure_warning(stack.config.s3_host)) else []),
         "",
         "Try, in another terminal:",
         "",
@@ -107,6 +111,7 @@ def banner(stack: LocalStack, seconds: float) -> str:
         "",
         "  # the project's CLI against the local stack:",
         f"  export AWS_ENDPOINT_URL={endpoint} {aws_env}",
+        *([f"  export MODEL_STORE_SIGN_KEY={stack.signing_key}"] if stack.signing_key else []),
         f"  .venv/bin/model-store list --registry {registry}",
         f"  .venv/bin/model-store keys create my-client --stack {stack.config.stack_name}",
         "",
@@ -114,6 +119,12 @@ def banner(stack: LocalStack, seconds: float) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _signatures_note(key_arn: str | None) -> str:
+    if key_arn is None:
+        return "not required (ARGS=--require-signatures to require them)"
+    return f"required, by the KMS key {key_arn} (in moto)"
 
 
 def _runtime_note(runtime: str) -> str:
@@ -152,10 +163,12 @@ def local(args: argparse.Namespace) -> int:
     config = StackConfig(
         host=args.host,
         api_port=args.port,
+        s3_host=args.s3_host,
         s3_port=args.s3_port,
         parameter_overrides=parse_overrides(args.parameter_overrides),
         env_file=Path(args.env_vars) if args.env_vars else None,
         max_environments=args.max_environments,
+        require_signatures=args.require_signatures,
         verbose=args.verbose,
         state_dir=Path(args.state_dir) if args.state_dir else None,
     )
@@ -166,6 +179,7 @@ def local(args: argparse.Namespace) -> int:
         stopping.set()
 
     signal.signal(signal.SIGTERM, stop)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     started = time.perf_counter()
     try:
         stack.start()
@@ -181,9 +195,29 @@ def local(args: argparse.Namespace) -> int:
         stopping.wait()
     finally:
         print("\nstopping: gateway, functions, moto ...", flush=True)
+        _watch_the_stop(STOP_LIMIT_SECONDS)
         stack.stop()
         print("stopped", flush=True)
     return 0
+
+
+# Every part of a stop is bounded (a few seconds each); past this something hangs.
+STOP_LIMIT_SECONDS = 45.0
+
+
+def _watch_the_stop(limit: float) -> None:
+    """Past LIMIT, print what every thread is doing and end the process: Ctrl-C must end
+    the stack, and the stacks say where it hung. `kill -USR1 PID` prints them any time."""
+
+    def give_up() -> None:
+        print(f"make local: stopping took over {limit:.0f} s; threads:", file=sys.stderr)
+        faulthandler.dump_traceback(all_threads=True)
+        sys.stderr.flush()
+        os._exit(1)
+
+    timer = threading.Timer(limit, give_up)
+    timer.daemon = True
+    timer.start()
 
 
 def invoke(args: argparse.Namespace) -> int:
@@ -268,11 +302,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     local_parser = commands.add_parser("local", help="run the whole system on this machine")
     local_parser.add_argument(
-        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)"
+        "--host", default="127.0.0.1", help="the API's address (default 127.0.0.1)"
+    )
+    local_parser.add_argument(
+        "--s3-host",
+        default="127.0.0.1",
+        help="moto's address (default 127.0.0.1, whatever --host is). moto has no auth: "
+        "anyone who reaches it reads the API keys and writes the model bucket",
     )
     local_parser.add_argument("--port", type=int, default=3000, help="API port (default 3000)")
     local_parser.add_argument("--s3-port", type=int, default=4567, help="moto port (default 4567)")
     local_parser.add_argument("--max-environments", type=int, default=4, help="per function")
+    local_parser.add_argument(
+        "--require-signatures",
+        action="store_true",
+        help="make a signing key in moto's KMS, sign the seed model with it and have the "
+        "functions refuse models it did not sign (ModelSigningKeyArn)",
+    )
     local_parser.add_argument("--verbose", action="store_true", help="show the emulator's own log")
     local_parser.set_defaults(handler=local)
 

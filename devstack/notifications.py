@@ -1,16 +1,23 @@
 """S3 event notifications to functions: what S3 sends when an object is created.
 
-moto stores objects but delivers no notifications to local processes, so the bucket is
-watched instead: every new object version under a trigger's prefix and suffix becomes one
-ObjectCreated event of the real shape (URL-encoded key, ETag, version id, sequencer),
-delivered asynchronously with the retries the function's EventInvokeConfig allows.
+moto stores objects and emits S3's events to its own EventBridge, but invokes no local
+process. So the notifier turns on the buckets' EventBridge notifications, routes them with
+a rule to an SQS queue of its own (all inside moto), and polls that queue: every object
+version created under a trigger's prefix and suffix becomes one ObjectCreated event of the
+real shape (URL-encoded key, ETag, version id, sequencer), delivered asynchronously with
+the retries the function's EventInvokeConfig allows.
+
+It never lists the bucket: moto 5.2.5 leaks the listed objects' bytes on every
+ListObjectVersions call (megabytes a call), which ran a long `make local` out of memory.
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import itertools
+import json
 import secrets
 import threading
 import time
@@ -18,6 +25,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from devstack.rie import Invocation
 from devstack.template import S3Trigger
@@ -80,6 +91,12 @@ def object_created_event(
     }
 
 
+# Calls to the local moto: one attempt, seconds at most, so a stopped moto stalls nothing.
+POLL_CONFIG = Config(
+    connect_timeout=1.0, read_timeout=2.0, retries={"total_max_attempts": 1, "mode": "standard"}
+)
+
+
 class S3Notifier:
     """Watches the triggers' buckets and invokes their functions once per new version."""
 
@@ -94,6 +111,8 @@ class S3Notifier:
         retry_attempts: Mapping[str, int] | None = None,
         retry_delay: float = 1.0,
         on_log: Callable[[str], None] | None = None,
+        sqs: Any = None,
+        events: Any = None,
     ) -> None:
         self._s3 = s3
         self._triggers = triggers
@@ -103,8 +122,13 @@ class S3Notifier:
         self._retry_attempts = dict(retry_attempts or {})
         self._retry_delay = retry_delay
         self._on_log = on_log or (lambda line: None)
-        # Per trigger: two triggers on one bucket each get the objects matching their filter.
-        self._seen: set[tuple[int, str, str, str]] = set()
+        # SQS and EventBridge clients: the S3 client's endpoint, short timeouts.
+        self._sqs = sqs or self._sibling("sqs")
+        self._events = events or self._sibling("events")
+        self._name = f"devstack-s3-events-{secrets.token_hex(6)}"
+        self._queue_url: str | None = None
+        self._rule: str | None = None
+        self._failing = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._deliveries = concurrent.futures.ThreadPoolExecutor(
@@ -115,43 +139,94 @@ class S3Notifier:
             collections.deque(maxlen=1000)
         )
 
-    def _versions(self, trigger: S3Trigger) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        paginator = self._s3.get_paginator("list_object_versions")
-        for page in paginator.paginate(Bucket=trigger.bucket, Prefix=trigger.prefix):
-            found.extend(dict(v) for v in page.get("Versions", []))
-        return sorted(found, key=lambda v: v["LastModified"])
-
-    @staticmethod
-    def _identity(obj: dict[str, Any]) -> tuple[str, str, str]:
-        # Unversioned buckets have the version "null"; a new upload changes the ETag/time.
-        version = str(obj.get("VersionId") or "null")
-        if version == "null":
-            version = f"{obj.get('ETag')}@{obj.get('LastModified')}"
-        return obj["Key"], version, str(obj.get("ETag"))
+    def _sibling(self, service: str) -> Any:
+        meta = self._s3.meta
+        return boto3.client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=meta.endpoint_url,
+            region_name=meta.region_name,
+            config=POLL_CONFIG,
+        )
 
     def prime(self) -> None:
-        """Objects already there were announced before this stack started."""
-        for index, trigger in enumerate(self._triggers):
-            self._seen.update((index, *self._identity(v)) for v in self._versions(trigger))
+        """Subscribe to the buckets' ObjectCreated events: objects already there were
+        announced before this stack started, those created from now on will be."""
+        buckets = sorted({trigger.bucket for trigger in self._triggers})
+        for bucket in buckets:
+            # Keep whatever else the bucket notifies; add EventBridge.
+            current: Any = dict(self._s3.get_bucket_notification_configuration(Bucket=bucket))
+            current.pop("ResponseMetadata", None)
+            current["EventBridgeConfiguration"] = {}
+            self._s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration=current
+            )
+        self._queue_url = self._sqs.create_queue(QueueName=self._name)["QueueUrl"]
+        queue_arn = self._sqs.get_queue_attributes(
+            QueueUrl=self._queue_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        pattern = {
+            "source": ["aws.s3"],
+            "detail-type": ["Object Created"],
+            "detail": {"bucket": {"name": buckets}},
+        }
+        self._events.put_rule(Name=self._name, EventPattern=json.dumps(pattern), State="ENABLED")
+        self._rule = self._name
+        self._events.put_targets(Rule=self._name, Targets=[{"Id": "notifier", "Arn": queue_arn}])
+
+    def _receive(self) -> list[dict[str, Any]]:
+        """The events waiting in the queue (removed from it: delivery retries are ours)."""
+        if self._queue_url is None:
+            return []
+        received: list[dict[str, Any]] = []
+        while True:
+            messages = self._sqs.receive_message(
+                QueueUrl=self._queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not messages:
+                return received
+            received.extend(json.loads(message["Body"]) for message in messages)
+            self._sqs.delete_message_batch(
+                QueueUrl=self._queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": message["ReceiptHandle"]}
+                    for i, message in enumerate(messages)
+                ],
+            )
+
+    @staticmethod
+    def _object(event: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The bucket of an EventBridge "Object Created" event, and its object as S3 lists it."""
+        detail = event["detail"]
+        obj = detail["object"]
+        try:
+            modified = datetime.strptime(str(event.get("time")), "%Y-%m-%dT%H:%M:%SZ")
+            modified = modified.replace(tzinfo=UTC)
+        except ValueError:
+            modified = datetime.now(UTC)
+        return detail["bucket"]["name"], {
+            "Key": obj["key"],
+            "Size": obj.get("size", 0),
+            "ETag": obj.get("eTag", ""),
+            "VersionId": obj.get("version-id"),
+            "LastModified": modified,
+        }
 
     def poll_once(self) -> int:
         announced = 0
-        for index, trigger in enumerate(self._triggers):
-            for obj in self._versions(trigger):
-                identity = (index, *self._identity(obj))
-                if identity in self._seen:
+        for event in self._receive():
+            bucket, obj = self._object(event)
+            for index, trigger in enumerate(self._triggers):
+                if trigger.bucket != bucket:
                     continue
-                self._seen.add(identity)
                 if not trigger.matches("s3:ObjectCreated:Put", obj["Key"]):
                     continue
-                event = object_created_event(
+                record = object_created_event(
                     trigger,
                     obj,
                     region=self._region,
                     configuration_id=f"{trigger.function}-{index}",
                 )
-                self.delivered.append(self._deliveries.submit(self._deliver, trigger, event))
+                self.delivered.append(self._deliveries.submit(self._deliver, trigger, record))
                 announced += 1
         return announced
 
@@ -182,8 +257,15 @@ class S3Notifier:
         while not self._stop.wait(self._interval):
             try:
                 self.poll_once()
-            except Exception as exc:  # S3 briefly unreachable: try again next round
-                self._on_log(f"watching S3 failed: {exc}")
+            except (BotoCoreError, ClientError, ValueError, KeyError) as exc:
+                # moto briefly unreachable: try again next round; say so once.
+                if not self._failing:
+                    self._on_log(f"watching S3 failed: {type(exc).__name__}: {exc}")
+                self._failing = True
+            else:
+                if self._failing:
+                    self._on_log("watching S3 again")
+                self._failing = False
 
     def start(self) -> None:
         self.prime()
@@ -195,3 +277,15 @@ class S3Notifier:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._deliveries.shutdown(wait=False, cancel_futures=True)
+        self._unsubscribe()
+
+    def _unsubscribe(self) -> None:
+        """Remove the rule and the queue (best effort: moto may be gone or stopped)."""
+        with contextlib.suppress(BotoCoreError, ClientError):
+            if self._rule is not None:
+                self._events.remove_targets(Rule=self._rule, Ids=["notifier"])
+                self._events.delete_rule(Name=self._rule)
+                self._rule = None
+            if self._queue_url is not None:
+                self._sqs.delete_queue(QueueUrl=self._queue_url)
+                self._queue_url = None

@@ -17,6 +17,8 @@ from model_store.training import build_artifact, load_iris_dataset, train
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+    from model_store.signing import Signer
+
 SEED_VERSION = "1"
 
 
@@ -45,8 +47,10 @@ def seed_registry(
     environment: Mapping[str, str],
     cache_dir: Path,
     log: Callable[[str], None],
+    signer: Signer | None = None,
 ) -> str | None:
-    """Publish and promote the seed model if MODEL_NAME has no version; the version made."""
+    """Publish (signed with SIGNER if given) and promote the seed model if MODEL_NAME has
+    no version; the version made."""
     name = environment.get("MODEL_NAME") or "iris"
     alias = environment.get("MODEL_ALIAS") or "production"
     registry = Registry(
@@ -55,7 +59,10 @@ def seed_registry(
     if registry.list_versions(name):
         return None
     artifact = seed_artifact(name, cache_dir, log)
-    registry.publish(artifact, name=name, version=SEED_VERSION)
+    registry.publish(artifact, name=name, version=SEED_VERSION, signer=signer)
     registry.promote(name, SEED_VERSION, alias=alias)
-    log(f"published {name}@{SEED_VERSION} to {registry.location} and promoted it to {alias}")
+    signed = " (signed)" if signer is not None else ""
+    log(
+        f"published {name}@{SEED_VERSION}{signed} to {registry.location} and promoted it to {alias}"
+    )
     return SEED_VERSION

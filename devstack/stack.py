@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import ipaddress
 import json
 import os
 import secrets
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -22,17 +24,18 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import boto3
+from botocore.config import Config
 
 from devstack import runtime
 from devstack.gateway import INTEGRATION_TIMEOUT, LocalGateway
-from devstack.notifications import S3Notifier
+from devstack.notifications import POLL_CONFIG, S3Notifier
 from devstack.pool import FunctionPool
 from devstack.rie import FunctionSpec, Invocation, free_port
 from devstack.template import ApiSpec, FunctionDef, Template, TemplateError
-from devstack.usage import UsagePlans
+from devstack.usage import LOOKUP_CONFIG, UsagePlans
 
 if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient
@@ -54,8 +57,10 @@ class StackError(RuntimeError):
 @dataclass
 class StackConfig:
     root: Path = ROOT
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"  # the API's address
     api_port: int = 3000
+    # moto has no auth: whoever reaches it reads the API keys and writes the model bucket.
+    s3_host: str = "127.0.0.1"
     s3_port: int = 4567
     stack_name: str = "sklearn-serverless"
     region: str = "us-east-1"
@@ -71,6 +76,9 @@ class StackConfig:
     retry_delay: float = 1.0
     key_cache_seconds: float = 1.0
     seed_model: bool = True
+    # A signing key made in moto's KMS: the functions require signatures by it (the
+    # template's ModelSigningKeyArn) and the seed model is signed with it.
+    require_signatures: bool = False
     state_dir: Path | None = None
     verbose: bool = False
 
@@ -99,7 +107,7 @@ def function_environment(
     environment.update(overrides)
     if s3_endpoint is not None:
         for name in environment:
-            if name in {"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"}:
+            if name in {"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_KMS"}:
                 environment[name] = s3_endpoint
     environment.update(LOCAL_CREDENTIALS)
     environment["AWS_REGION"] = environment["AWS_DEFAULT_REGION"] = region
@@ -157,12 +165,61 @@ def snapshot(build_dir: Path, target: Path) -> Path:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """Whether a server could listen on HOST:PORT now. SO_REUSEADDR as the servers set it:
+    the connections of a stack just stopped linger in TIME_WAIT, and do not stop a restart."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
             return False
     return True
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(s3_host: str) -> str | None:
+    """What moto on a non-loopback address gives away (None on loopback)."""
+    if is_loopback(s3_host):
+        return None
+    return (
+        f"WARNING: moto (S3, API Gateway) listens on {s3_host}: it has no authentication, so "
+        "anyone who reaches it reads the API key values and can write the model bucket "
+        "(a model is code the functions run). Keep it on 127.0.0.1 unless you must."
+    )
+
+
+def private_dir(path: Path) -> Path:
+    """PATH as a directory only its owner can enter (0700), made if needed. A shared
+    directory (sticky, as /tmp) given as the state directory keeps its mode."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.stat().st_mode & stat.S_ISVTX:
+        path.chmod(0o700)
+    return path
+
+
+def private_open(path: Path) -> BinaryIO:
+    """PATH opened for writing (binary), readable and writable by its owner only (0600),
+    also when it existed before with a wider mode."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        return os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def write_private(path: Path, text: str) -> None:
+    with private_open(path) as file:
+        file.write(text.encode())
 
 
 def wait_for_port(host: str, port: int, timeout: float, process: subprocess.Popen[bytes]) -> None:
@@ -183,6 +240,7 @@ class LocalStack:
         self.config = config
         self._log = log or (lambda source, line: None)
         self._moto: subprocess.Popen[bytes] | None = None
+        self.signing_key: str | None = None  # the KMS key's ARN, with require_signatures
         self.template: Template | None = None
         self.functions: dict[str, FunctionDef] = {}
         self.pools: dict[str, FunctionPool] = {}
@@ -196,19 +254,20 @@ class LocalStack:
     # -- endpoints -------------------------------------------------------------------------
     @property
     def s3_endpoint(self) -> str:
-        return f"http://{self.config.host}:{self.config.s3_port}"
+        return f"http://{self.config.s3_host}:{self.config.s3_port}"
 
     @property
     def api_url(self) -> str:
         return self.gateways[0].url if self.gateways else ""
 
-    def client(self, service: str) -> Any:
+    def client(self, service: str, config: Config | None = None) -> Any:
         return boto3.client(
             service,  # type: ignore[call-overload]
             endpoint_url=self.s3_endpoint,
             region_name=self.config.region,
             aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+            config=config,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -225,6 +284,7 @@ class LocalStack:
     def _start(self) -> None:
         config = self.config
         self._check_ports()
+        private_dir(config.state)
         started = time.perf_counter()
         build_dir = runtime.build_dir(config.python_version, config.root)
         if config.build:
@@ -240,21 +300,16 @@ class LocalStack:
             raise StackError(f"{build_dir} has no built template; run make build")
         build_dir = snapshot(build_dir, config.state / "build")
         self._step("build", started)
-        try:
-            self.template = Template(
-                build_dir / "template.yaml",
-                stack_name=config.stack_name,
-                region=config.region,
-                parameter_overrides=config.parameter_overrides,
-            )
-            self.functions = self.template.functions()
-            apis = self.template.apis()
-        except TemplateError as exc:
-            raise StackError(str(exc)) from None
+        template, apis = self._read_template(build_dir)
 
         started = time.perf_counter()
         self._start_moto()
         self._step("moto", started)
+        if config.require_signatures:
+            # The key exists only once moto runs: the template is read again with it.
+            self.signing_key = self._create_signing_key()
+            config.parameter_overrides["ModelSigningKeyArn"] = self.signing_key
+            template, apis = self._read_template(build_dir)
 
         started = time.perf_counter()
         self._create_buckets()
@@ -287,8 +342,12 @@ class LocalStack:
             gateway = LocalGateway(
                 api,
                 api_id=api_id,
-                account_id=self.template.account,
-                keys=UsagePlans(self.client("apigateway"), cache_seconds=config.key_cache_seconds),
+                account_id=template.account,
+                keys=UsagePlans(
+                    self.client("apigateway", LOOKUP_CONFIG),
+                    cache_seconds=config.key_cache_seconds,
+                    on_log=functools.partial(self._log, "api-keys"),
+                ),
                 invoke=self.invoke,
                 host=config.host,
                 port=config.api_port + index if config.api_port else 0,
@@ -298,7 +357,7 @@ class LocalStack:
             gateway.start()
             self.gateways.append(gateway)
 
-        triggers = self.template.s3_triggers()
+        triggers = template.s3_triggers()
         if triggers:
             self.notifier = S3Notifier(
                 self.client("s3"),
@@ -311,34 +370,76 @@ class LocalStack:
                 },
                 retry_delay=config.retry_delay,
                 on_log=lambda line: self._log("s3-events", line),
+                sqs=self.client("sqs", POLL_CONFIG),
+                events=self.client("events", POLL_CONFIG),
             )
             self.notifier.start()
         self._register_stack_outputs()
         self._write_state()
 
+    def _read_template(self, build_dir: Path) -> tuple[Template, list[ApiSpec]]:
+        """The built template with the stack's parameters, and its APIs; functions kept."""
+        config = self.config
+        try:
+            template = Template(
+                build_dir / "template.yaml",
+                stack_name=config.stack_name,
+                region=config.region,
+                parameter_overrides=config.parameter_overrides,
+            )
+            self.functions = template.functions()
+            self.template = template
+            return template, template.apis()
+        except TemplateError as exc:
+            raise StackError(str(exc)) from None
+
+    def _create_signing_key(self) -> str:
+        """An asymmetric KMS key in moto that model manifests are signed with."""
+        created = self.client("kms").create_key(
+            KeyUsage="SIGN_VERIFY",
+            KeySpec="ECC_NIST_P256",
+            Description="make local: signs model manifests",
+        )
+        arn: str = created["KeyMetadata"]["Arn"]
+        self._log("local", f"model signatures required: KMS key {arn}")
+        return arn
+
     def _check_ports(self) -> None:
         config = self.config
-        for port, what in ((config.s3_port, "S3 (moto)"), (config.api_port, "the API")):
-            if port and not port_is_free(config.host, port):
+        for host, port, what in (
+            (config.s3_host, config.s3_port, "S3 (moto)"),
+            (config.host, config.api_port, "the API"),
+        ):
+            if port and not port_is_free(host, port):
                 raise StackError(
-                    f"port {port} on {config.host} ({what}) is in use: is another `make local` "
+                    f"port {port} on {host} ({what}) is in use: is another `make local` "
                     "running? Stop it, or choose other ports (API_PORT=..., S3_PORT=...)."
                 )
 
     def _start_moto(self) -> None:
         config = self.config
         if not config.s3_port:
-            config.s3_port = free_port(config.host)
-        config.state.mkdir(parents=True, exist_ok=True)
-        with (config.state / "moto.log").open("wb") as log:
+            config.s3_port = free_port(config.s3_host)
+        warning = exposure_warning(config.s3_host)
+        if warning:
+            self._log("local", warning)
+        with private_open(private_dir(config.state) / "moto.log") as log:
             self._moto = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", config.host, "-p", str(config.s3_port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "moto.server",
+                    "-H",
+                    config.s3_host,
+                    "-p",
+                    str(config.s3_port),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        wait_for_port(config.host, config.s3_port, 30, self._moto)
+        wait_for_port(config.s3_host, config.s3_port, 30, self._moto)
 
     def _create_buckets(self) -> None:
         assert self.template is not None
@@ -353,11 +454,12 @@ class LocalStack:
 
     def _stable_key(self) -> str:
         """The stack's key survives restarts, so scripts that use it keep working."""
-        path = self.config.state / "api-key"
+        path = private_dir(self.config.state) / "api-key"
         if path.exists():
+            path.chmod(0o600)  # kept from a version that wrote it world-readable
             return path.read_text().strip()
         value = secrets.token_urlsafe(30)
-        path.write_text(value + "\n")
+        write_private(path, value + "\n")
         return value
 
     def _create_apis(self, apis: list[ApiSpec]) -> list[str]:
@@ -424,11 +526,17 @@ class LocalStack:
         environment = self.model_environment()
         if environment is None:
             return
+        signer = None
+        if self.signing_key is not None:
+            from model_store.signing import KmsSigner
+
+            signer = KmsSigner(self.signing_key, self.client("kms"))
         seed_registry(
             s3=self.client("s3"),
             environment=environment,
-            cache_dir=self.config.state / "seed",
+            cache_dir=private_dir(self.config.state / "seed"),
             log=lambda line: self._log("local", line),
+            signer=signer,
         )
 
     def model_environment(self) -> Mapping[str, str] | None:
@@ -451,7 +559,9 @@ class LocalStack:
             "buckets": self.buckets,
             "stack_name": self.config.stack_name,
         }
-        (self.config.state / "stack.json").write_text(json.dumps(state, indent=2) + "\n")
+        write_private(
+            private_dir(self.config.state) / "stack.json", json.dumps(state, indent=2) + "\n"
+        )
 
     def invoke(self, function: str, event: dict[str, Any]) -> Invocation:
         return self.pools[function].invoke(event)

@@ -4,10 +4,16 @@ Keys and plans live in the API Gateway service (moto locally), so keys made with
 `model-store keys create` work here as they do on AWS. A key is accepted on a stage when
 it is enabled and belongs to a usage plan attached to that stage; the plan's throttle is
 a token bucket per key, its quota a counter per key and period.
+
+The look-ups go to moto, which can hang (stopped, swapping) rather than refuse: they have
+short timeouts and one attempt (LOOKUP_CONFIG). When a look-up fails, the key's last
+answer holds for up to `max_stale_seconds` after it was last confirmed; then, and for a
+key never confirmed, the answer is 403, as for an unknown key (fail closed).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -16,8 +22,18 @@ from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import TYPE_CHECKING
 
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
 if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient
+
+
+# A look-up is two small calls to a local server: one attempt, seconds at most.
+LOOKUP_CONFIG = Config(
+    connect_timeout=1.0, read_timeout=2.0, retries={"total_max_attempts": 1, "mode": "standard"}
+)
+MAX_STALE_SECONDS = 60.0
 
 
 class Verdict(Enum):
@@ -40,6 +56,15 @@ class Plan:
 class KeyGrant:
     key_id: str
     plan: Plan
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What a look-up said about a key, when it last said so, and when it was last tried."""
+
+    grant: KeyGrant | None
+    confirmed: float  # -inf: never answered
+    tried: float
 
 
 @dataclass(frozen=True)
@@ -86,15 +111,20 @@ class UsagePlans:
         apigateway: APIGatewayClient,
         *,
         cache_seconds: float = 1.0,
+        max_stale_seconds: float = MAX_STALE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_log: Callable[[str], None] | None = None,
     ) -> None:
         self._client = apigateway
         self._cache_seconds = cache_seconds
+        self._max_stale = max_stale_seconds
         self._clock = clock
         self._now = now
+        self._on_log = on_log or (lambda line: None)
         self._lock = threading.Lock()
-        self._grants: dict[tuple[str, str, str], tuple[float, KeyGrant | None]] = {}
+        self._grants: dict[tuple[str, str, str], _Known] = {}
+        self._failing = False
         self._buckets: dict[tuple[str, str], TokenBucket] = {}
         self._used: dict[tuple[str, str, str], int] = {}
 
@@ -128,13 +158,43 @@ class UsagePlans:
     def _grant(self, api_id: str, stage: str, key_value: str) -> KeyGrant | None:
         cache_key = (api_id, stage, key_value)
         with self._lock:
-            cached = self._grants.get(cache_key)
-        if cached is not None and self._clock() - cached[0] < self._cache_seconds:
-            return cached[1]
-        grant = self._lookup(api_id, stage, key_value)
+            known = self._grants.get(cache_key)
+        now = self._clock()
+        # Within cache_seconds of the last try, whatever it gave: a failing look-up is not
+        # retried by every request (each would wait out the timeouts).
+        if known is not None and now - known.tried < self._cache_seconds:
+            return self._held(known, now)
+        try:
+            grant = self._lookup(api_id, stage, key_value)
+        except (BotoCoreError, ClientError) as exc:
+            now = self._clock()
+            held = _Known(
+                known.grant if known else None, known.confirmed if known else -math.inf, now
+            )
+            with self._lock:
+                self._grants[cache_key] = held
+                first = not self._failing
+                self._failing = True
+            if first:
+                self._on_log(
+                    f"key look-up failed ({type(exc).__name__}: {exc}); known keys keep their "
+                    f"last answer for up to {self._max_stale:.0f} s, others are refused"
+                )
+            return self._held(held, now)
+        now = self._clock()
         with self._lock:
-            self._grants[cache_key] = (self._clock(), grant)
+            self._grants[cache_key] = _Known(grant, now, now)
+            recovered = self._failing
+            self._failing = False
+        if recovered:
+            self._on_log("key look-ups answer again")
         return grant
+
+    def _held(self, known: _Known, now: float) -> KeyGrant | None:
+        """The last answer while it is at most max_stale_seconds old; then none (403)."""
+        if now - known.confirmed <= self._max_stale:
+            return known.grant
+        return None
 
     def _lookup(self, api_id: str, stage: str, key_value: str) -> KeyGrant | None:
         pages = self._client.get_paginator("get_api_keys").paginate(includeValues=True)

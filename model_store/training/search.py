@@ -92,24 +92,30 @@ def train(
     # Every candidate's ONNX form is proven on the same rows, so the table compares alike.
     proof = proof_sets(features, held_out=x_test, training=x_train)
     candidates = []
-    for index, (algorithm, (pipeline, grid)) in enumerate(space.items(), start=1):
-        say(f"[{index}/{len(space)}] {algorithm}: {grid_size(grid)} candidates x {cv_folds} folds")
-        started = time.perf_counter()
-        search = GridSearchCV(pipeline, grid, cv=folds, scoring="accuracy", n_jobs=n_jobs)
-        with warnings.catch_warnings():
-            # Some grid points (small C with saga/liblinear) stop at max_iter; their CV
-            # score already says how good they are.
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            search.fit(x_train, y_train)
-        fit_seconds = time.perf_counter() - started
-        candidate = _measure(
-            algorithm, search, x_test, y_test, proof, compress=compress, fit_seconds=fit_seconds
-        )
-        say(
-            f"      best cv {candidate.cv_score:.4f}, test {candidate.test_accuracy:.4f} "
-            f"({fit_seconds:.1f}s); ONNX form: {candidate.onnx.parity}"
-        )
-        candidates.append(candidate)
+    try:
+        for index, (algorithm, (pipeline, grid)) in enumerate(space.items(), start=1):
+            size = grid_size(grid)
+            say(f"[{index}/{len(space)}] {algorithm}: {size} candidates x {cv_folds} folds")
+            started = time.perf_counter()
+            search = GridSearchCV(pipeline, grid, cv=folds, scoring="accuracy", n_jobs=n_jobs)
+            with warnings.catch_warnings():
+                # Some grid points (small C with saga/liblinear) stop at max_iter; their CV
+                # score already says how good they are.
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                search.fit(x_train, y_train)
+            fit_seconds = time.perf_counter() - started
+            candidate = _measure(
+                algorithm, search, x_test, y_test, proof, compress=compress, fit_seconds=fit_seconds
+            )
+            say(
+                f"      best cv {candidate.cv_score:.4f}, test {candidate.test_accuracy:.4f} "
+                f"({fit_seconds:.1f}s); ONNX form: {candidate.onnx.parity}"
+            )
+            candidates.append(candidate)
+    finally:
+        # joblib keeps its worker processes (~180 MB each) alive for minutes in case
+        # another parallel call comes; a training run is done with them.
+        stop_worker_processes()
     return TrainingResult(
         dataset=dataset,
         features=features,
@@ -119,6 +125,19 @@ def train(
         cv_folds=cv_folds,
         compress=compress,
     )
+
+
+def stop_worker_processes() -> None:
+    """End the worker processes joblib's n_jobs left for reuse (loky's reusable executor).
+
+    Does nothing when none was started; creating one just to stop it would spawn loky's
+    resource tracker for nothing.
+    """
+    from joblib.externals.loky import reusable_executor
+
+    executor = getattr(reusable_executor, "_executor", None)
+    if executor is not None:
+        executor.shutdown(wait=True)
 
 
 def _measure(

@@ -23,6 +23,7 @@ import pytest
 
 from devstack.stack import LocalStack
 from model_store import Artifact
+from tests.e2e.conftest import model_record, request
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +34,7 @@ class Running:
     process: subprocess.Popen[str]
     banner: list[str]
     state_dir: Path
+    logs: list[str]  # what it printed after the banner, read as it comes
 
     def commands(self, first_word: str) -> list[str]:
         """The example commands of the banner that start with FIRST_WORD, joined over `\\`."""
@@ -76,6 +78,9 @@ def make_local(
             "0",
             "--state-dir",
             str(state),
+            # The functions verify the seed's signature with moto's KMS: the whole supply
+            # chain check runs in every test of this module.
+            "--require-signatures",
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -97,7 +102,7 @@ def make_local(
         logs: list[str] = []
         drain = threading.Thread(target=logs.extend, args=(process.stdout,), daemon=True)
         drain.start()
-        yield Running(process, banner, state)
+        yield Running(process, banner, state, logs)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -127,6 +132,9 @@ def test_the_banner_says_where_everything_is(make_local: Running) -> None:
     assert make_local.value("S3 endpoint").startswith("http://127.0.0.1:")
     assert "(DataBucket)" in "\n".join(make_local.banner)
     assert make_local.value("runtime") == "onnx"  # the template's default ServingRuntime
+    assert make_local.value("signatures") == "required,"
+    for name in ("api-key", "stack.json", "moto.log"):  # key values: the owner's only
+        assert (make_local.state_dir / name).stat().st_mode & 0o077 == 0, name
     assert json.loads((make_local.state_dir / "stack.json").read_text())["api_key"] == (
         make_local.value("API key")
     )
@@ -155,13 +163,30 @@ def test_the_printed_csv_drop_is_scored(make_local: Running) -> None:
 
 
 def test_the_printed_cli_commands_work(make_local: Running) -> None:
-    (export,) = make_local.commands("export")
+    export = " && ".join(make_local.commands("export"))
     models = bash(f"{export} && {make_local.commands('.venv/bin/model-store list')[0]}")
     assert models.returncode == 0, models.stderr
     assert re.search(r"iris\s+1\s+production -> 1", models.stdout), models.stdout
     created = bash(f"{export} && {make_local.commands('.venv/bin/model-store keys')[0]}")
     assert created.returncode == 0, created.stderr
     assert "created key my-client" in created.stdout
+
+
+def test_with_signatures_required_the_signed_seed_answers_and_verifies(
+    make_local: Running,
+) -> None:
+    answer = request(
+        f"{make_local.value('API')}/predict",
+        "POST",
+        body=model_record(),
+        headers={"x-api-key": make_local.value("API key")},
+    )
+    assert answer.status == 200, answer.body
+    export = " && ".join(make_local.commands("export"))
+    assert "MODEL_STORE_SIGN_KEY=arn:aws:kms:" in export
+    verify = ".venv/bin/model-store verify iris@1 --key $MODEL_STORE_SIGN_KEY --registry"
+    verified = bash(f"{export} && {verify} {make_local.value('registry')}")
+    assert verified.returncode == 0, verified.stderr
 
 
 def _port_open(url: str) -> bool:
@@ -178,7 +203,8 @@ def test_ctrl_c_stops_everything(make_local: Running) -> None:
     assert _port_open(api)
     assert _port_open(s3)
     make_local.process.send_signal(signal.SIGINT)
-    assert make_local.process.wait(timeout=30) == 0
+    # Past 45 s the stack prints its threads' stacks and exits 1: show them.
+    assert make_local.process.wait(timeout=60) == 0, "".join(make_local.logs[-200:])
     assert not _port_open(api)
     assert not _port_open(s3)
     assert not (make_local.state_dir / "stack.json").exists()

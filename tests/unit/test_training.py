@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -279,3 +280,44 @@ def test_full_six_algorithm_iris_training() -> None:
     assert artifact.manifest.algorithm == result.best.algorithm
     assert artifact.manifest.metrics.test_accuracy >= 0.93
     assert artifact.manifest.target.classes == ["setosa", "versicolor", "virginica"]
+
+
+# -- worker processes -------------------------------------------------------------------------
+
+
+def _loky_workers() -> list[int]:
+    """This process's children that are joblib (loky) workers, from /proc."""
+    workers = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == os.getpid() and b"LokyProcess" in command:
+            workers.append(int(entry.name))
+    return workers
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_training_with_n_jobs_leaves_no_worker_processes() -> None:
+    train(load_iris_dataset(), algorithms=("naive_bayes",), cv_folds=2, n_jobs=2)
+    assert _loky_workers() == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_without_the_shutdown_the_workers_stay(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the test above guards against, so it is known to see a worker when one stays.
+    from model_store.training import search
+
+    stop = search.stop_worker_processes
+    monkeypatch.setattr(search, "stop_worker_processes", lambda: None)
+    try:
+        train(load_iris_dataset(), algorithms=("naive_bayes",), cv_folds=2, n_jobs=2)
+        assert _loky_workers() != []
+    finally:
+        stop()
+    assert _loky_workers() == []

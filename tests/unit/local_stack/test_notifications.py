@@ -300,3 +300,26 @@ def test_two_triggers_on_one_bucket_each_get_their_objects(
         (function, e["Records"][0]["s3"]["object"]["key"]) for function, e, _ in recorder.calls
     )
     assert delivered == [("Csv", "incoming/a.csv"), ("Json", "incoming/b.json")]
+
+
+def test_the_notifier_never_lists_the_bucket(
+    s3: S3Client, bucket: str, make_notifier: Callable[..., S3Notifier]
+) -> None:
+    # moto 5.2.5 leaks the listed objects' bytes on every ListObjectVersions call: a long
+    # `make local` ran out of memory from the notifier's polling alone.
+    operations: list[str] = []
+    s3.meta.events.register(
+        "before-call.s3.*", lambda model, **_: operations.append(model.name), unique_id="ops"
+    )
+    try:
+        notifier = make_notifier()
+        notifier.prime()
+        for index in range(3):
+            s3.put_object(Bucket=bucket, Key=f"incoming/{index}.csv", Body=b"a\n1\n")
+            notifier.poll_once()
+        time.sleep(0.3)
+        notifier.poll_once()
+    finally:
+        s3.meta.events.unregister("before-call.s3.*", unique_id="ops")
+    assert len(settle(notifier)) == 3
+    assert not [name for name in operations if name.startswith("List")], operations

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -9,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
+from botocore.exceptions import ReadTimeoutError
 
-from devstack.usage import TokenBucket, UsagePlans, Verdict, quota_window
+from devstack.usage import LOOKUP_CONFIG, TokenBucket, UsagePlans, Verdict, quota_window
 
 if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient
@@ -214,3 +217,115 @@ def test_the_plans_quota_counts_per_day_and_resets_the_next_day(client: APIGatew
     assert [plans.check(api.api_id, STAGE, value).verdict for _ in range(4)] == [
         Verdict.ALLOWED
     ] * 3 + [Verdict.QUOTA_EXCEEDED]
+
+
+# -- look-ups when API Gateway (moto) fails or hangs ------------------------------------------
+class Outage:
+    """Makes every call of a client fail as a hung server's would, while `down` is set."""
+
+    def __init__(self, client: APIGatewayClient) -> None:
+        self.down = False
+        self.attempts = 0
+        client.meta.events.register("before-send.apigateway", self._before_send)
+
+    def _before_send(self, request: Any, **_: Any) -> None:
+        self.attempts += 1
+        if self.down:
+            raise ReadTimeoutError(endpoint_url=request.url)
+
+
+def lookup_client(endpoint: str) -> APIGatewayClient:
+    """A client configured as the local stack's key look-ups are."""
+    client: APIGatewayClient = boto3.client(
+        "apigateway", endpoint_url=endpoint, region_name="us-east-1", config=LOOKUP_CONFIG
+    )
+    return client
+
+
+@pytest.fixture
+def lookups(moto_endpoint: str) -> APIGatewayClient:
+    """The client the local stack looks keys up with: short timeouts, one attempt."""
+    return lookup_client(moto_endpoint)
+
+
+def test_a_known_key_keeps_its_answer_for_a_minute_of_failed_lookups_then_is_forbidden(
+    lookups: APIGatewayClient,
+) -> None:
+    api = make_api(lookups)
+    _, value = make_key(api)
+    outage = Outage(lookups)
+    clock = FakeClock()
+    logs: list[str] = []
+    plans = UsagePlans(lookups, cache_seconds=1, clock=clock, on_log=logs.append)
+    assert plans.check(api.api_id, STAGE, value).verdict is Verdict.ALLOWED  # confirmed now
+    confirmed = clock.now
+    outage.down = True
+    for seconds in (2, 30, 59, 60):
+        clock.now = confirmed + seconds
+        attempts = outage.attempts
+        assert plans.check(api.api_id, STAGE, value).verdict is Verdict.ALLOWED, seconds
+        assert outage.attempts == attempts + 1  # it did look, and the look-up failed
+    assert len([line for line in logs if "look-up failed" in line]) == 1  # said once
+    assert "ReadTimeoutError" in logs[0]
+    clock.now = confirmed + 60.5
+    assert plans.check(api.api_id, STAGE, value).verdict is Verdict.FORBIDDEN
+    clock.now = confirmed + 600
+    assert plans.check(api.api_id, STAGE, value).verdict is Verdict.FORBIDDEN
+
+    # moto answers again: the key is confirmed, and a new minute starts from there.
+    outage.down = False
+    clock.now += 1
+    assert plans.check(api.api_id, STAGE, value).verdict is Verdict.ALLOWED
+    assert logs[-1] == "key look-ups answer again"
+    reconfirmed = clock.now
+    outage.down = True
+    clock.now = reconfirmed + 59
+    assert plans.check(api.api_id, STAGE, value).verdict is Verdict.ALLOWED
+    clock.now = reconfirmed + 61
+    assert plans.check(api.api_id, STAGE, value).verdict is Verdict.FORBIDDEN
+
+
+def test_a_key_never_confirmed_is_forbidden_during_an_outage(lookups: APIGatewayClient) -> None:
+    api = make_api(lookups)
+    _, value = make_key(api)  # valid, but the gateway has not seen it yet
+    outage = Outage(lookups)
+    outage.down = True
+    clock = FakeClock()
+    plans = UsagePlans(lookups, cache_seconds=1, clock=clock)
+    assert plans.check(api.api_id, STAGE, value).verdict is Verdict.FORBIDDEN
+    assert plans.check(api.api_id, STAGE, "no-such-key").verdict is Verdict.FORBIDDEN
+    outage.down = False
+    clock.now += 1
+    assert plans.check(api.api_id, STAGE, value).verdict is Verdict.ALLOWED
+
+
+def test_a_failed_lookup_is_not_repeated_by_every_request(lookups: APIGatewayClient) -> None:
+    api = make_api(lookups)
+    _, value = make_key(api)
+    outage = Outage(lookups)
+    clock = FakeClock()
+    plans = UsagePlans(lookups, cache_seconds=1, clock=clock)
+    assert plans.check(api.api_id, STAGE, value).verdict is Verdict.ALLOWED
+    outage.down = True
+    clock.now += 1
+    attempts = outage.attempts
+    verdicts = [plans.check(api.api_id, STAGE, value).verdict for _ in range(20)]
+    assert verdicts == [Verdict.ALLOWED] * 20
+    assert outage.attempts == attempts + 1  # one try per cache_seconds, not per request
+
+
+def test_a_lookup_against_a_server_that_never_answers_returns_within_seconds() -> None:
+    # A socket that accepts connections (the kernel does, from the backlog) and never
+    # answers: what a stopped (SIGSTOP) moto looks like from here.
+    with socket.socket() as hung:
+        hung.bind(("127.0.0.1", 0))
+        hung.listen(16)
+        port = hung.getsockname()[1]
+        logs: list[str] = []
+        plans = UsagePlans(lookup_client(f"http://127.0.0.1:{port}"), on_log=logs.append)
+        started = time.monotonic()
+        decision = plans.check("api", STAGE, "some-key")
+        elapsed = time.monotonic() - started
+    assert decision.verdict is Verdict.FORBIDDEN
+    assert elapsed < 5
+    assert "ReadTimeoutError" in logs[0]
