@@ -7,7 +7,10 @@ STAMP  := $(VENV)/.installed
 # The Lambda runtime's Python; `make build PYTHON_VERSION=3.11` builds a variant that
 # runs on this machine's Python (used by the local stack and the tests).
 PYTHON_VERSION ?= 3.13
-BUILD_DIR := .aws-sam/build$(if $(filter 3.13,$(PYTHON_VERSION)),,-py$(PYTHON_VERSION))
+# The one architecture switch: the layers' wheels, the functions, and the built template
+# (which then accepts no other Architecture at deploy).
+ARCH ?= x86_64
+BUILD_DIR := .aws-sam/build$(if $(filter 3.13,$(PYTHON_VERSION)),,-py$(PYTHON_VERSION))$(if $(filter x86_64,$(ARCH)),,-$(ARCH))
 SAM    := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam
 
 .DEFAULT_GOAL := help
@@ -36,8 +39,9 @@ format: install  ## apply ruff's fixes and formatting
 test: lint  ## install if needed, lint, then the whole test suite
 	$(BIN)/pytest
 
-build: install  ## sam build (offline) into .aws-sam/build, then check the size budget
-	PYTHON_VERSION=$(PYTHON_VERSION) $(SAM) build --build-dir $(BUILD_DIR) --cache-dir $(BUILD_DIR)-cache
+build: install  ## sam build (offline) into .aws-sam/build, then check the size budget (ARCH=arm64)
+	PYTHON_VERSION=$(PYTHON_VERSION) LAYER_ARCH=$(ARCH) $(SAM) build --build-dir $(BUILD_DIR) \
+		--cache-dir $(BUILD_DIR)-cache --parameter-overrides Architecture=$(ARCH)
 	$(BIN)/python layers/build_layer.py check $(BUILD_DIR)
 
 validate: install  ## sam validate --lint and cfn-lint on template.yaml

@@ -54,10 +54,18 @@ def runtime_dir(python_version: str | None = None, root: Path = ROOT) -> Path:
     return target
 
 
+def local_arch() -> str:
+    """This machine's architecture in Lambda's words: the local variant's wheels run here."""
+    return "arm64" if platform.machine() in {"aarch64", "arm64"} else "x86_64"
+
+
 def build_dir(python_version: str | None = None, root: Path = ROOT) -> Path:
-    """Where `make build PYTHON_VERSION=...` puts the built functions and layers."""
+    """Where `make build PYTHON_VERSION=... ARCH=...` puts the built functions and layers
+    (the Makefile's BUILD_DIR)."""
     version = python_version or local_python_version()
-    return root / ".aws-sam" / ("build" if version == "3.13" else f"build-py{version}")
+    name = "build" if version == "3.13" else f"build-py{version}"
+    arch = local_arch()
+    return root / ".aws-sam" / (name if arch == "x86_64" else f"{name}-{arch}")
 
 
 class BuildError(RuntimeError):
@@ -77,7 +85,13 @@ def build(python_version: str | None = None, root: Path = ROOT, *, quiet: bool =
 
 
 def _build(version: str, root: Path, *, quiet: bool) -> Path:
-    command = ["make", "--no-print-directory", "build", f"PYTHON_VERSION={version}"]
+    command = [
+        "make",
+        "--no-print-directory",
+        "build",
+        f"PYTHON_VERSION={version}",
+        f"ARCH={local_arch()}",
+    ]
     if not quiet:
         subprocess.run(command, cwd=root, check=True)
         return build_dir(version, root)

@@ -6,6 +6,9 @@ compiled to bytecode with the runtime's own Python when this machine has it.
     python build_layer.py source --package PATH --name NAME --out DIR --python-version 3.13
     python build_layer.py check  BUILD_DIR [--limit-mib 230]
 
+`check` also pins the built template's Architecture parameter to the architecture the
+layers' wheels were built for, so a deploy with the other one fails before it starts.
+
 Used by the Makefiles that ``sam build`` runs (BuildMethod: makefile); needs only pip.
 """
 
@@ -230,6 +233,46 @@ def check(args: argparse.Namespace) -> None:
             f"error: {worst / MIB:.1f} MiB unzipped is over the {args.limit_mib} MiB budget "
             "(Lambda's hard limit is 250 MiB)"
         )
+    pin_architecture(build, dependencies)
+
+
+def wheel_architectures(layer: Path) -> set[str]:
+    """The Lambda architectures the layer's compiled wheels were built for (from their
+    WHEEL tags; pure-Python wheels name none)."""
+    found = set()
+    for wheel in layer.rglob("*.dist-info/WHEEL"):
+        for line in wheel.read_text().splitlines():
+            if line.startswith("Tag:") and line.endswith(("_x86_64", "_aarch64")):
+                found.add("arm64" if line.endswith("_aarch64") else "x86_64")
+    return found
+
+
+def pin_architecture(build: Path, layers: list[Path]) -> None:
+    """Make the built template accept only the architecture its layers were built for."""
+    found = set().union(*(wheel_architectures(layer) for layer in layers))
+    if len(found) > 1:
+        sys.exit(f"error: the layers mix architectures ({', '.join(sorted(found))}): build again")
+    if not found:
+        return
+    (arch,) = found
+    from samcli.yamlhelper import yaml_dump, yaml_parse  # the venv's sam, not the layer's pip
+
+    path = build / "template.yaml"
+    template = yaml_parse(path.read_text())
+    parameter = template.get("Parameters", {}).get("Architecture")
+    if parameter is None:
+        return
+    parameter["Default"] = arch
+    parameter["AllowedValues"] = [arch]
+    parameter["Description"] = (
+        f"The layers of this build are {arch}; `make build ARCH=...` builds for the other."
+    )
+    for resource in template.get("Resources", {}).values():
+        metadata = resource.get("Metadata", {})
+        if "BuildArchitecture" in metadata:
+            metadata["BuildArchitecture"] = arch
+    path.write_text(yaml_dump(template))
+    print(f"  architecture: {arch} (the built template accepts no other)")
 
 
 def main() -> None:
