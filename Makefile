@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEV_LOCK := requirements-dev.lock
 
 # The Lambda runtime's Python; `make build PYTHON_VERSION=3.11` builds a variant that
 # runs on this machine's Python (used by the local stack and the tests).
@@ -14,18 +15,33 @@ BUILD_DIR := .aws-sam/build$(if $(filter 3.13,$(PYTHON_VERSION)),,-py$(PYTHON_VE
 SAM    := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam
 
 .DEFAULT_GOAL := help
-.PHONY: help install lint format test build validate local invoke clean
+.PHONY: help install lock lint format test build validate local invoke clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 install: $(STAMP)  ## create .venv and install the project with its dev extra
 
-$(STAMP): pyproject.toml
+# The dev environment comes from its lock (hashes required); the project itself on top,
+# without resolving anything again.
+$(STAMP): pyproject.toml $(DEV_LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(DEV_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Every lock from its inputs: pyproject's dev extra, and each layer's requirements (the
+# local variants add boto3). Universal: one lock for Python 3.11-3.13, x86_64 and arm64.
+LOCK_ARGS := --universal --python-version 3.11 --generate-hashes --quiet
+LAYER_DEPS := layers/dependencies
+lock:  ## refresh the hashed lock files after changing a pin (after make install: uses its uv)
+	$(BIN)/uv pip compile pyproject.toml --extra dev $(LOCK_ARGS) -o $(DEV_LOCK)
+	for flavour in onnx sklearn; do \
+		$(BIN)/uv pip compile $(LAYER_DEPS)/$$flavour.txt $(LOCK_ARGS) -o $(LAYER_DEPS)/$$flavour.lock && \
+		$(BIN)/uv pip compile $(LAYER_DEPS)/$$flavour.txt $(LAYER_DEPS)/local.txt $(LOCK_ARGS) \
+			-o $(LAYER_DEPS)/$$flavour-local.lock || exit 1; \
+	done
 
 lint: install  ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check .

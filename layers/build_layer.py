@@ -1,7 +1,7 @@
 """Build a Lambda layer offline: pip wheels for the target platform, pruned, stripped,
 compiled to bytecode with the runtime's own Python when this machine has it.
 
-    python build_layer.py deps   --requirements R --flavour sklearn|onnx --out DIR
+    python build_layer.py deps   --requirements LOCK --flavour sklearn|onnx --out DIR
                                  --python-version 3.13 [--arch x86_64]
     python build_layer.py source --package PATH --name NAME --out DIR --python-version 3.13
     python build_layer.py check  BUILD_DIR [--limit-mib 230]
@@ -179,9 +179,11 @@ def build_deps(args: argparse.Namespace) -> None:
         args.python_version,
         "--only-binary=:all:",
         *[f"--platform={p}" for p in platforms(args.arch)],
+        # Every file pip takes must have a hash in the lock: what the layer holds is
+        # exactly what was reviewed when the lock was made (make lock).
+        "--require-hashes",
         "-r",
         args.requirements,
-        *args.extra,
     ]
     subprocess.run(command, check=True)
     flavour = FLAVOURS[args.flavour]
@@ -279,13 +281,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     deps = commands.add_parser("deps")
-    deps.add_argument("--requirements", required=True)
+    deps.add_argument("--requirements", required=True, help="a lock file with hashes")
     deps.add_argument("--flavour", choices=sorted(FLAVOURS), required=True)
     deps.add_argument("--out", required=True)
     deps.add_argument("--python-version", required=True)
     deps.add_argument("--arch", choices=["x86_64", "arm64"], default="x86_64")
     deps.add_argument("--limit-mib", type=float, default=230)
-    deps.add_argument("extra", nargs="*", help="more requirements (the local variant adds boto3)")
     deps.set_defaults(run=build_deps)
     source = commands.add_parser("source")
     source.add_argument("--package", required=True, help="the package's source directory")

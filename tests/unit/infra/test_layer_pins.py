@@ -107,13 +107,6 @@ def test_layer_pin_equals_project_pin_and_installed_version(flavour: str, packag
     assert version(package) == project, f"this venv runs {package} {version(package)}"
 
 
-def test_local_variant_boto3_pin_equals_project_pin() -> None:
-    found = re.findall(r"\bboto3==([^\s,)]+)", LAYER_MAKEFILE.read_text())
-    assert found, "layers/dependencies/Makefile no longer adds boto3 to the local variant"
-    assert set(found) == {project_pins()["boto3"]}
-    assert version("boto3") == project_pins()["boto3"]
-
-
 # -- samconfig.toml ---------------------------------------------------------------------
 
 
