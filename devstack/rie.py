@@ -33,8 +33,8 @@ _REPORT = re.compile(
     r"(?:Init Duration: (?P<init>[\d.]+) ms\s+)?"
     r"Duration: (?P<duration>[\d.]+) ms\s+"
     r"Billed Duration: (?P<billed>[\d.]+) ms\s+"
-    r"Memory Size: (?P<memory>\d+) MB\s+"
-    r"Max Memory Used: (?P<max_memory>\d+) MB"
+    r"Memory Size: (?P<memory>\d+) MB"
+    r"(?:\s+Max Memory Used: (?P<max_memory>\d+) MB)?"
 )
 
 
@@ -61,7 +61,7 @@ class Report:
     duration_ms: float
     billed_ms: float
     memory_mb: int
-    max_memory_mb: int
+    max_memory_mb: int | None  # None: not measured
     init_ms: float | None
     line: str
 
@@ -76,19 +76,27 @@ class Report:
             duration_ms=float(match["duration"]),
             billed_ms=float(match["billed"]),
             memory_mb=int(match["memory"]),
-            max_memory_mb=int(match["max_memory"]),
+            max_memory_mb=int(match["max_memory"]) if match["max_memory"] else None,
             init_ms=float(init) if init else None,
             line=line.strip(),
         )
 
     def cloudwatch_line(self) -> str:
-        """The REPORT line as CloudWatch shows it, with the real init duration."""
+        """The REPORT line as CloudWatch shows it; a figure not measured is left out."""
         init = f"Init Duration: {self.init_ms:.2f} ms\t" if self.init_ms is not None else ""
+        used = (
+            f"\tMax Memory Used: {self.max_memory_mb} MB" if self.max_memory_mb is not None else ""
+        )
         return (
             f"REPORT RequestId: {self.request_id}\t{init}Duration: {self.duration_ms:.2f} ms\t"
-            f"Billed Duration: {self.billed_ms:.0f} ms\tMemory Size: {self.memory_mb} MB\t"
-            f"Max Memory Used: {self.max_memory_mb} MB"
+            f"Billed Duration: {self.billed_ms:.0f} ms\tMemory Size: {self.memory_mb} MB{used}"
         )
+
+    def measured(self, init_ms: float | None, max_memory_mb: int | None) -> Report:
+        """This report with the figures measured outside the emulator, whose own are not
+        measurements (a near-zero Init Duration; Max Memory Used = Memory Size)."""
+        report = dataclasses.replace(self, init_ms=init_ms, max_memory_mb=max_memory_mb)
+        return dataclasses.replace(report, line=report.cloudwatch_line())
 
 
 @dataclass(frozen=True)
@@ -237,10 +245,30 @@ class RieProcess:
     def _pump(self) -> None:
         assert self._process is not None
         assert self._process.stdout is not None
+        init_ms: float | None = None  # from the INIT REPORT line, for the next REPORT
         for line in self._process.stdout:
+            init = _INIT_REPORT.search(line)
+            if init is not None:
+                init_ms = float(init["init"])
+            report = Report.parse(line)
+            if report is not None:
+                line = report.measured(init_ms, self.peak_memory_mb()).line + "\n"
+                init_ms = None
             self._lines.put(line)
             if self._on_log is not None:
                 self._on_log(line.rstrip("\n"))
+
+    def peak_memory_mb(self) -> int | None:
+        """The runtime's peak resident memory so far (VmHWM), as Lambda's Max Memory Used
+        counts the sandbox's; None where /proc cannot tell."""
+        peak = 0
+        for pid in self.runtime_pids():
+            with contextlib.suppress(OSError, ValueError):
+                status = Path(f"/proc/{pid}/status").read_text()
+                for entry in status.splitlines():
+                    if entry.startswith("VmHWM:"):
+                        peak = max(peak, int(entry.split()[1]))
+        return -(-peak // 1024) if peak else None
 
     def invoke(self, event: Any, *, timeout: float | None = None) -> Invocation:
         """Invoke once and wait for the REPORT line; never two at once on one emulator."""
@@ -275,25 +303,17 @@ class RieProcess:
 
     def _collect_until_report(self, deadline: float) -> tuple[list[str], Report | None]:
         logs: list[str] = []
-        init_ms: float | None = None
         while time.monotonic() < deadline:
             try:
                 line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 break
             logs.append(line.rstrip("\n"))
-            init = _INIT_REPORT.search(line)
-            if init is not None:
-                init_ms = float(init["init"])
             if _INVOKE_FAILED in line:
                 # The runtime died mid-invocation: the emulator sends no REPORT line.
                 return logs, None
-            report = Report.parse(line)
+            report = Report.parse(line)  # already with the measured figures (_pump)
             if report is not None:
-                # This RIE's REPORT shows a near-zero Init Duration; its INIT REPORT line
-                # has the real one, as CloudWatch would show it.
-                if init_ms is not None:
-                    report = dataclasses.replace(report, init_ms=init_ms)
                 return logs, report
         return logs, None
 

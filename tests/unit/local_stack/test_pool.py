@@ -34,6 +34,9 @@ def handler(event, context):
     if event.get("mark"):
         pathlib.Path(event["mark"]).touch()
     time.sleep(event.get("sleep", 0))
+    if event.get("allocate_mb"):
+        held = bytearray(event["allocate_mb"] * 1024 * 1024)
+        held[::4096] = b"x" * len(held[::4096])  # touched: resident, not just reserved
     return {"pid": os.getpid(), "started": started, "ended": time.time()}
 """
 
@@ -85,6 +88,28 @@ def test_sequential_invocations_reuse_one_environment(make_pool: Any) -> None:
     assert invocations[0].report is not None
     assert invocations[0].report.init_ms is not None
     assert all(i.report is not None and i.report.init_ms is None for i in invocations[1:])
+
+
+def test_report_lines_show_measured_figures_not_the_emulators(spec: FunctionSpec) -> None:
+    # The emulator prints Init Duration ~0.02 ms and Max Memory Used = Memory Size: the
+    # logs and reports carry the INIT REPORT's duration and the runtime's peak RSS.
+    logs: list[str] = []
+    environment = RieProcess(spec, on_log=lambda line: logs.append(line))
+    with environment:
+        first = environment.invoke({})
+        second = environment.invoke({"allocate_mb": 64})
+    assert first.report is not None
+    assert second.report is not None
+    assert first.report.init_ms is not None
+    assert first.report.init_ms > 1  # the emulator's own figure is ~0.02 ms
+    assert second.report.init_ms is None
+    assert first.report.max_memory_mb is not None
+    assert second.report.max_memory_mb is not None
+    assert first.report.max_memory_mb < spec.memory_mb  # not Memory Size
+    assert second.report.max_memory_mb >= first.report.max_memory_mb + 60
+    reports = [line for line in logs if line.startswith("REPORT")]
+    assert reports == [first.report.line, second.report.line]
+    assert f"Max Memory Used: {second.report.max_memory_mb} MB" in reports[1]
 
 
 def test_concurrent_invocations_never_share_an_environment(make_pool: Any) -> None:
