@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from model_store import Manifest, ModelUnavailableError, example_record
-from predict_api.routes import RESPONSE_MODELS
+from predict_api.routes import ERROR_MODELS, RESPONSE_MODELS, SECURITY_SCHEMES
 from predict_api.service import ModelService
 
 _REF = "#/components/schemas/{model}"
@@ -40,15 +40,19 @@ def install(app: FastAPI, service: ModelService) -> None:
 
 
 def _describe_responses(document: dict[str, Any]) -> None:
-    components = document.setdefault("components", {}).setdefault("schemas", {})
-    for (path, method), model in RESPONSE_MODELS.items():
+    """The 200 bodies, and the schemas and key scheme that the routes' errors refer to."""
+    components = document.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for model in (*RESPONSE_MODELS.values(), *ERROR_MODELS):
         schema = model.model_json_schema(ref_template=_REF, mode="serialization")
-        components.update(schema.pop("$defs", {}))
-        components[model.__name__] = schema
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    for (path, method), model in RESPONSE_MODELS.items():
         ok = document["paths"][path][method]["responses"]["200"]
         ok["content"] = {
             "application/json": {"schema": {"$ref": _REF.format(model=model.__name__)}}
         }
+    components["securitySchemes"] = {name: dict(s) for name, s in SECURITY_SCHEMES.items()}
 
 
 def _describe_bodies(

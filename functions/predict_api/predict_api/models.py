@@ -8,13 +8,48 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from model_store import Manifest
+from predict_api.errors import MAX_DETAILS
 
 
 class _Deferred(BaseModel):
     model_config = ConfigDict(defer_build=True)
+
+
+class ErrorDetail(_Deferred):
+    model_config = ConfigDict(extra="forbid")
+
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ErrorBody(_Deferred):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+    message: str
+    details: list[ErrorDetail] = Field(max_length=MAX_DETAILS)
+    details_omitted: int | None = Field(None, ge=1, description="details beyond those shown")
+
+
+class ErrorResponse(_Deferred):
+    """The API's one error envelope (errors.envelope)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorBody
+    request_id: str
+
+
+class GatewayError(_Deferred):
+    """API Gateway's own answer, where it answers before the function (key, plan, size)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: str
 
 
 class ModelRef(_Deferred):

@@ -11,7 +11,14 @@ from pydantic_core import to_json
 from model_store import LoadedModel, Predictions, UnscorableError, records_matrix
 from model_store.scoring import Matrix
 from predict_api.errors import ApiError, request_id_of
-from predict_api.models import BatchResponse, HealthResponse, ModelInfo, PredictResponse
+from predict_api.models import (
+    BatchResponse,
+    ErrorResponse,
+    GatewayError,
+    HealthResponse,
+    ModelInfo,
+    PredictResponse,
+)
 from predict_api.observability import record_prediction
 from predict_api.service import ModelService
 
@@ -29,6 +36,62 @@ RESPONSE_MODELS: dict[tuple[str, str], type[BaseModel]] = {
     ("/model", "get"): ModelInfo,
     ("/predict", "post"): PredictResponse,
     ("/batch_predict", "post"): BatchResponse,
+}
+
+# The errors each route answers, for the same document: the API's envelope, or API Gateway's
+# own {"message"} where the gateway answers before the function runs. These refer to the
+# schemas of ERROR_MODELS and to the API_KEY scheme, which docs.py adds.
+ERROR_MODELS: tuple[type[BaseModel], ...] = (ErrorResponse, GatewayError)
+API_KEY = "ApiKey"
+SECURITY_SCHEMES = {API_KEY: {"type": "apiKey", "in": "header", "name": "x-api-key"}}
+_KEYED: dict[str, Any] = {"security": [{API_KEY: []}]}
+
+
+def _error(description: str, *models: type[BaseModel], **extra: Any) -> dict[str, Any]:
+    refs = [{"$ref": f"#/components/schemas/{model.__name__}"} for model in models]
+    schema = refs[0] if len(refs) == 1 else {"anyOf": refs}
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": schema}},
+        **extra,
+    }
+
+
+_FORBIDDEN = _error("API Gateway: no API key, or one unknown, disabled or revoked", GatewayError)
+_TOO_LARGE = _error(
+    "Body over the limit for the model's features, or an answer over a Lambda response "
+    "(the envelope); body over 10 MB (API Gateway)",
+    ErrorResponse,
+    GatewayError,
+)
+_INVALID = _error(
+    "Not JSON, not the model's features, or values it cannot score (NaN and infinity "
+    "included); details name each field",
+    ErrorResponse,
+)
+_THROTTLED = _error("API Gateway: the key's usage plan throttle or quota", GatewayError)
+_UNAVAILABLE = _error(
+    "The model cannot be loaded (or has no form this runtime serves) right now",
+    ErrorResponse,
+    headers={
+        "Retry-After": {
+            "description": "Seconds to wait before retrying",
+            "required": True,
+            "schema": {"type": "integer"},
+        }
+    },
+)
+_MODEL_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: _FORBIDDEN,
+    429: _THROTTLED,
+    503: _UNAVAILABLE,
+}
+_SCORING_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: _FORBIDDEN,
+    413: _TOO_LARGE,
+    422: _INVALID,
+    429: _THROTTLED,
+    503: _UNAVAILABLE,
 }
 
 
@@ -116,7 +179,9 @@ async def health() -> Response:
     return Response(_HEALTHY, media_type="application/json")
 
 
-@router.get("/model", response_model=None, tags=["model"])
+@router.get(
+    "/model", response_model=None, tags=["model"], responses=_MODEL_ERRORS, openapi_extra=_KEYED
+)
 async def model_info(request: Request) -> Response:
     """The served model's metadata; ``loaded`` says whether this instance holds it yet."""
     service = _service(request)
@@ -130,7 +195,13 @@ async def model_info(request: Request) -> Response:
     return _json(info.model_dump(mode="json"), manifest.version or "")
 
 
-@router.post("/predict", response_model=None, tags=["model"])
+@router.post(
+    "/predict",
+    response_model=None,
+    tags=["model"],
+    responses=_SCORING_ERRORS,
+    openapi_extra=_KEYED,
+)
 async def predict_one(request: Request) -> Response:
     """Score one record whose fields are the model's features."""
     service = _service(request)
@@ -153,7 +224,13 @@ async def predict_one(request: Request) -> Response:
     )
 
 
-@router.post("/batch_predict", response_model=None, tags=["model"])
+@router.post(
+    "/batch_predict",
+    response_model=None,
+    tags=["model"],
+    responses=_SCORING_ERRORS,
+    openapi_extra=_KEYED,
+)
 async def batch_predict(request: Request) -> Response:
     """Score many records in one vectorised call; predictions keep the input order."""
     service = _service(request)

@@ -14,6 +14,8 @@ from httpx2 import Response
 from model_store import LoadedModel, open_registry
 from model_store.artifact import Artifact
 from model_store.registry import Registry
+from predict_api.errors import MAX_DETAILS
+from predict_api.models import ErrorResponse
 from predict_api.service import ModelService
 from tests.events import load_event
 
@@ -443,6 +445,45 @@ def test_openapi_answers_while_the_model_is_missing_then_describes_it(
     present = client.get("/openapi.json")
 
     assert list(present.json()["components"]["schemas"]["IrisRecord"]["properties"]) == FEATURES
+
+
+def test_openapi_declares_the_errors_each_route_answers(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    paths = document["paths"]
+
+    declared = {
+        (path, method): sorted(int(status) for status in operation["responses"])
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+    }
+    scoring = [200, 403, 413, 422, 429, 503]
+    assert declared == {
+        ("/health", "get"): [200],
+        ("/model", "get"): [200, 403, 429, 503],
+        ("/predict", "post"): scoring,
+        ("/batch_predict", "post"): scoring,
+    }
+    envelope = {"$ref": "#/components/schemas/ErrorResponse"}
+    gateway = {"$ref": "#/components/schemas/GatewayError"}  # API Gateway's own {"message"}
+    for path in ("/predict", "/batch_predict"):
+        responses = paths[path]["post"]["responses"]
+        bodies = {s: r["content"]["application/json"]["schema"] for s, r in responses.items()}
+        assert bodies["422"] == bodies["503"] == envelope
+        assert bodies["413"] == {"anyOf": [envelope, gateway]}  # the function's or the gateway's
+        assert bodies["403"] == bodies["429"] == gateway
+        assert responses["503"]["headers"]["Retry-After"]["required"] is True
+        assert paths[path]["post"]["security"] == [{"ApiKey": []}]
+    assert "security" not in paths["/health"]["get"]
+    assert document["components"]["securitySchemes"] == {
+        "ApiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}
+    }
+    # The declared envelope is the one the API sends.
+    schemas = document["components"]["schemas"]
+    assert schemas["ErrorResponse"]["required"] == ["error", "request_id"]
+    assert schemas["ErrorBody"]["required"] == ["code", "message", "details"]
+    assert schemas["ErrorBody"]["properties"]["details"]["maxItems"] == MAX_DETAILS
+    sent = client.post("/predict", json={"sepal_length": "x"}).json()
+    assert ErrorResponse.model_validate(sent).error.code == "invalid_input"
 
 
 # -- model unavailable: 503, then recovery -------------------------------------------------
