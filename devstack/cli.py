@@ -103,6 +103,8 @@ def banner(stack: LocalStack, seconds: float) -> str:
         f"  curl -s -H 'x-api-key: {key}' -H 'Content-Type: application/json' \\",
         f"       -d '{record}' {url}/predict",
         "",
+        f"  # a .csv or .csv.gz (any case) under {prefix} is scored; anything else there",
+        "  # gets a rejected report under reports/ saying so",
         f"  printf '{csv_header}\\n{csv_row}\\n' > /tmp/sample.csv",
         f"  {aws_env} \\",
         f"    aws --endpoint-url {endpoint} s3 cp /tmp/sample.csv s3://{data_bucket}/{prefix}sample.csv",

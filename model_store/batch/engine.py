@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TextIO, cast
 import numpy as np
 import numpy.typing as npt
 
-from model_store.batch.report import Drift, FeatureDrift, RowError
+from model_store.batch.report import MIN_DRIFT_ROWS, Drift, FeatureDrift, RowError
 from model_store.batch.sinks import Sink
 from model_store.drift import bin_counts, population_stability_index
 from model_store.loading import LoadedModel
@@ -332,10 +332,17 @@ class _Scorer:
 
     def finish(self) -> Tally:
         self.tally.rows_in = self.tally.rows_scored + self.tally.rows_failed
+        rows = self.tally.rows_scored
+        signal = rows >= MIN_DRIFT_ROWS
         self.tally.drift = Drift(
             threshold=self._drift_threshold,
+            rows=rows,
+            note=None
+            if signal
+            else f"too few rows for a drift signal: {rows:,} scored, {MIN_DRIFT_ROWS:,} needed; "
+            "nothing is flagged",
             features={
-                name: FeatureDrift(psi=psi, flagged=psi > self._drift_threshold)
+                name: FeatureDrift(psi=psi, flagged=signal and psi > self._drift_threshold)
                 for name, feature, counts in zip(
                     self.features, self.model.manifest.features, self._counts, strict=True
                 )

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from model_store.batch.engine import DEFAULT_CHUNK_ROWS, FileRejected, score_text
+from model_store.batch.inputs import GZIP_ERRORS, csv_text, input_stem, is_gzip
 from model_store.batch.report import BatchReport, SourceInfo
 from model_store.batch.sinks import FileSink
 from model_store.loading import LoadedModel
@@ -23,8 +24,9 @@ def score_file(
     progress: Callable[[int], None] | None = None,
     neutralise_formulas: bool = True,
 ) -> BatchReport:
-    """Score SOURCE into OUT_DIR/<stem>.predictions.csv, .errors.csv and .report.json."""
-    stem = source.name[: -len(".csv")] if source.name.lower().endswith(".csv") else source.name
+    """Score SOURCE (a .csv, or a .csv.gz decompressed as it is read) into
+    OUT_DIR/<stem>.predictions.csv, .errors.csv and .report.json."""
+    stem = input_stem(source.name) or source.name
     paths = {
         "predictions": out_dir / f"{stem}.predictions.csv",
         "errors": out_dir / f"{stem}.errors.csv",
@@ -41,7 +43,7 @@ def score_file(
     predictions = FileSink(paths["predictions"])
     errors = FileSink(paths["errors"])
     try:
-        with source.open(encoding="utf-8-sig", newline="") as text:
+        with source.open("rb") as binary, csv_text(binary, gzipped=is_gzip(source.name)) as text:
             tally = score_text(
                 text,
                 model,
@@ -54,14 +56,15 @@ def score_file(
             )
         predictions.commit()
         errors.commit()
-    except FileRejected as exc:
+    except (FileRejected, *GZIP_ERRORS) as exc:
         predictions.abort()
         errors.abort()
+        reason = str(exc) if isinstance(exc, FileRejected) else f"not a readable gzip file: {exc}"
         report = BatchReport.model_validate(
             {
                 **base,
                 "status": "rejected",
-                "reason": str(exc),
+                "reason": reason,
                 "duration_seconds": time.perf_counter() - started,
             }
         )

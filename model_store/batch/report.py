@@ -30,9 +30,18 @@ class FeatureDrift(_Model):
     flagged: bool
 
 
+# Scored rows below which PSI says nothing: for an unchanged population its expected value
+# is about (bins - 1) / rows from sampling noise alone, so with ten bins a few dozen rows
+# reach the 0.2 threshold and a handful flag every feature (one row gave PSI 6-8).
+MIN_DRIFT_ROWS = 100
+
+
 class Drift(_Model):
     threshold: float
     features: dict[str, FeatureDrift] = Field(default_factory=dict)
+    rows: int = 0  # the rows the PSI values come from
+    # Why nothing is flagged whatever the PSI (too few rows), or None.
+    note: str | None = None
 
     @property
     def flagged(self) -> list[str]:

@@ -8,7 +8,6 @@ does no work.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 import unicodedata
@@ -19,6 +18,15 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from model_store.batch.engine import DEFAULT_CHUNK_ROWS, FileRejected, score_text
+from model_store.batch.inputs import (
+    ACCEPTED,
+    DEFAULT_MAX_GZIP_BYTES,
+    GZIP_ERRORS,
+    csv_text,
+    input_stem,
+    is_gzip,
+    too_large,
+)
 from model_store.batch.report import BatchReport, SourceInfo
 from model_store.batch.sinks import S3MultipartSink
 from model_store.exceptions import ModelStoreError, RegistryError
@@ -41,7 +49,9 @@ class OutputLayout:
 
     def keys(self, key: str) -> dict[str, str]:
         relative = key[len(self.input_prefix) :] if key.startswith(self.input_prefix) else key
-        stem = relative[: -len(".csv")] if relative.lower().endswith(".csv") else relative
+        stem = input_stem(relative)
+        if stem is None:
+            stem = relative
         return {
             "predictions": f"{self.predictions_prefix}{stem}.csv",
             "errors": f"{self.errors_prefix}{stem}.csv",
@@ -66,9 +76,20 @@ def score_s3_object(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     drift_threshold: float = 0.2,
     neutralise_formulas: bool = True,
+    max_gzip_bytes: int = DEFAULT_MAX_GZIP_BYTES,
 ) -> Outcome:
     """Score one object. Rejected files get a report; other failures raise after one."""
     layout = layout or OutputLayout()
+    if key.endswith("/"):
+        # A "folder" the S3 console makes: not a file anybody dropped.
+        log.info("s3://%s/%s is a folder marker; nothing to score", bucket, key)
+        folder = BatchReport(
+            status="rejected",
+            reason="a folder marker, not a file",
+            source=SourceInfo(location=f"s3://{bucket}/{key}", version_id=version_id),
+            started_at=datetime.now(UTC),
+        )
+        return Outcome(folder, duplicate=True)
     keys = layout.keys(key)
     started_at = datetime.now(UTC)
     started = time.perf_counter()
@@ -93,6 +114,9 @@ def score_s3_object(
             )
             return Outcome(refused, duplicate=False)
         return Outcome(report(status="rejected", reason=unusable), duplicate=False)
+    if input_stem(key) is None:
+        name = key.rsplit("/", 1)[-1]
+        return Outcome(report(status="rejected", reason=f"{ACCEPTED}: {name}"), duplicate=False)
 
     try:
         head = (
@@ -133,6 +157,11 @@ def score_s3_object(
         )
         return Outcome(previous or skipped, duplicate=True)
 
+    gzipped = is_gzip(key)
+    if gzipped and head["ContentLength"] > max_gzip_bytes:
+        reason = too_large(head["ContentLength"], max_gzip_bytes)
+        return Outcome(report(status="rejected", reason=reason), duplicate=False)
+
     try:
         loaded = model()
     except ModelStoreError as exc:
@@ -149,8 +178,8 @@ def score_s3_object(
             if source.version_id
             else client.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])
         )
-        body: Any = get["Body"]  # a raw binary stream; TextIOWrapper decodes it as it reads
-        text = io.TextIOWrapper(body, encoding="utf-8-sig", newline="")
+        body: Any = get["Body"]  # a raw binary stream, decoded (and unzipped) as it is read
+        text = csv_text(body, gzipped=gzipped)
         tally = score_text(
             text,
             loaded,
@@ -171,6 +200,12 @@ def score_s3_object(
     except Exception as exc:
         predictions.abort()
         errors.abort()
+        if gzipped and isinstance(exc, GZIP_ERRORS):
+            # The bytes will not change on a retry: refused now, not sent to the DLQ.
+            reason = f"not a readable gzip file ({type(exc).__name__}: {exc})"
+            return Outcome(
+                report(status="rejected", reason=reason, model=model_info), duplicate=False
+            )
         report(status="failed", reason=f"scoring stopped: {_describe(exc)}", model=model_info)
         raise
     fields = tally.report_fields(time.perf_counter() - started)

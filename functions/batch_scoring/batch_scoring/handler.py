@@ -60,6 +60,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 chunk_rows=settings.chunk_rows,
                 drift_threshold=settings.drift_threshold,
                 neutralise_formulas=settings.neutralise_formulas,
+                max_gzip_bytes=settings.max_gzip_bytes,
             )
         except Exception as exc:
             logger.exception("scoring failed")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from model_store.batch import DEFAULT_CHUNK_ROWS, OutputLayout
+from model_store.batch.inputs import DEFAULT_MAX_GZIP_BYTES
 from model_store.settings import ModelSourceSettings
 
 
@@ -13,6 +14,8 @@ class BatchSettings(ModelSourceSettings):
     drift_threshold: float = Field(0.2, gt=0)
     # A leading apostrophe on written cells a spreadsheet would run as formulas.
     neutralise_formulas: bool = True
+    # A .csv.gz over this is refused whole: gzip cannot be split across invocations.
+    max_gzip_bytes: int = Field(DEFAULT_MAX_GZIP_BYTES, ge=1)
     input_prefix: str = "incoming/"
     predictions_prefix: str = "predictions/"
     errors_prefix: str = "errors/"

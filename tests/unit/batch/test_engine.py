@@ -451,6 +451,26 @@ def test_a_shifted_population_flags_every_feature(
     assert all(d.psi > 1.0 for d in report.drift.features.values())
 
 
+@pytest.mark.parametrize(("rows", "flagged"), [(1, False), (99, False), (100, True)])
+def test_too_few_rows_flag_nothing_and_say_so(
+    tmp_path: Path, loaded_model: LoadedModel, rows: int, flagged: bool
+) -> None:
+    table = iris_table(shift=5.0)  # far off: every feature's PSI is huge
+
+    report = _score(tmp_path, loaded_model, csv_text(table.header, table.rows[:rows])).report
+
+    assert report.drift is not None
+    assert report.drift.rows == rows
+    assert all(d.psi > 1.0 for d in report.drift.features.values())
+    assert bool(report.drift.flagged) is flagged
+    if flagged:
+        assert report.drift.note is None
+    else:
+        assert report.drift.note == (
+            f"too few rows for a drift signal: {rows:,} scored, 100 needed; nothing is flagged"
+        )
+
+
 def test_drift_counts_scored_rows_only(tmp_path: Path, loaded_model: LoadedModel) -> None:
     table = iris_table()
     bad = [["x", "1e9", "1e9", "1e9", "oops"]] * 500  # wildly off, but never scored
