@@ -1,7 +1,18 @@
 """Stream a CSV through a model in chunks: predictions and row errors out, counts kept.
 
-Memory is bounded by the chunk size whatever the file size. Every data line ends up
-exactly once in the predictions or in the errors, so rows_in = rows_scored + rows_failed.
+Memory is bounded by bytes whatever the file holds: no record longer than max_line_bytes
+is ever read whole, a chunk is flushed at chunk_rows records or chunk_bytes of text,
+whichever comes first, and a row of more than max_columns cells is let go as soon as it
+is seen. Every data line ends up exactly once in the predictions or in the errors, so
+rows_in = rows_scored + rows_failed.
+
+What the limits do (nothing is lost either way):
+- the header over max_line_bytes or max_columns: the file is rejected whole, as nothing
+  after it can be read against columns that were not read;
+- a data record over max_line_bytes: a row error ("line is 6,000,000 bytes; the limit is
+  1,048,576") whose raw cell holds only its first RAW_EXCERPT characters, so errors.csv
+  stays bounded too; reading goes on at the next line;
+- a data row of more than max_columns cells: a row error, its raw text kept whole.
 """
 
 from __future__ import annotations
@@ -10,13 +21,12 @@ import contextlib
 import csv
 import gc
 import io
-import itertools
 import math
 import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import chain, islice
+from itertools import chain
 from typing import TYPE_CHECKING, TextIO, cast
 
 import numpy as np
@@ -31,6 +41,21 @@ if TYPE_CHECKING:
     import _csv
 
 DEFAULT_CHUNK_ROWS = 10_000
+# Text per chunk. Parsed, small cells cost up to ~20 bytes per character of text (a
+# list slot and a str each), so a chunk of this much text stays under ~200 MB even at
+# worst, while 10,000 ordinary rows (a few hundred KB) never reach it.
+DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024
+# A record (one line, or several when a quoted cell holds line breaks), in UTF-8 bytes
+# without its line break: 1 MiB is thousands of times an ordinary row, and any record
+# under it costs at most a few tens of MB once parsed.
+DEFAULT_MAX_LINE_BYTES = 1024 * 1024
+# Cells of a row. Fixed rather than a multiple of the model's features: pass-through
+# columns (ids, context) are the file's business and wide exports have hundreds; 1,000
+# caps a row at ~60 KB of cell objects beyond its text. Never below the model's own
+# feature count (a file must be able to hold the features).
+DEFAULT_MAX_COLUMNS = 1_000
+RAW_EXCERPT = 1_000  # characters of an over-long record kept in errors.csv
+_SKIP_CHARS = 64 * 1024  # the rest of an over-long line is read (and dropped) by this much
 FIRST_ERRORS = 10
 PROGRESS_EVERY = 100_000  # lines
 ERROR_COLUMNS = ["line", "reason", "raw"]
@@ -38,6 +63,128 @@ ERROR_COLUMNS = ["line", "reason", "raw"]
 
 class FileRejected(Exception):  # noqa: N818 - an outcome for the whole file
     """The file as a whole cannot be scored (no header, missing features, not UTF-8)."""
+
+
+class _TooLong(Exception):  # noqa: N818 - a record, not a failure
+    """A record over the byte limit, raised by the line source through the CSV reader.
+
+    Every line of it has been read (the over-long one to its end, without keeping it);
+    the reader is left mid-record, so the caller starts a new one with ``carry``.
+    """
+
+    def __init__(self, lines: int, size: int, limit: int, excerpt: str, carry: str) -> None:
+        super().__init__(f"{size} bytes")
+        self.lines = lines  # physical lines of the record
+        self.size = size  # its bytes, up to the end of the line that went over
+        self.limit = limit
+        self.excerpt = excerpt  # its first RAW_EXCERPT characters
+        self.carry = carry  # text read past the record: the next line's first piece
+
+    def reason(self, first: int) -> str:
+        if self.lines == 1:
+            said = f"line is {self.size:,} bytes; the limit is {self.limit:,}"
+        else:
+            # The CSV reader was still inside a quoted cell; reading goes on at the next
+            # line as a new record, whatever the rest of that cell was.
+            said = (
+                f"lines {first}-{first + self.lines - 1} are one record (a quoted cell holds "
+                f"line breaks) of {self.size:,} bytes or more; the limit is {self.limit:,}"
+            )
+        if len(self.excerpt) >= RAW_EXCERPT:
+            said += f"; raw shows its first {RAW_EXCERPT:,} characters"
+        return said
+
+
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def _break_len(line: str) -> int:
+    if line.endswith("\r\n"):
+        return 2
+    return 1 if line.endswith(("\n", "\r")) else 0
+
+
+class _Lines:
+    """The text's lines for the CSV reader, no record ever held past the byte limit.
+
+    Lines are read with a size limit, so an over-long one is never materialised: a
+    record that goes over raises _TooLong (the rest of its last line is read and
+    dropped). ``pending`` holds the lines the reader took since the caller last emptied
+    it: the current record's text, the CSV reader's own split into records kept as is.
+    """
+
+    def __init__(self, text: TextIO, max_bytes: int) -> None:
+        self._read = text.readline
+        self.limit = max_bytes
+        # Characters per read: a line at the limit and its "\r\n". A read that fills
+        # this without a line break is a piece of a longer line.
+        self._size = max_bytes + 2
+        # Up to this many characters a record is within the limit whatever its text
+        # (UTF-8 takes 1-4 bytes a character): only longer ones are counted in bytes.
+        self._quick = max_bytes // 4
+        self.pending: list[str] = []
+
+    def __call__(self, first: str = "") -> Iterator[str]:
+        """A generator of lines, starting with FIRST if given (a _TooLong's carry)."""
+        read, size, quick = self._read, self._size, self._quick
+        pending = self.pending
+        append = pending.append
+        used = exact = 0
+        line = first or read(size)
+        while line:
+            if not pending:  # a new record
+                used = exact = 0
+            used += len(line)
+            if used > quick:
+                exact = self._measure(line, exact)
+            append(line)
+            yield line
+            line = read(size)
+
+    def _measure(self, line: str, exact: int) -> int:
+        """Bytes of the record so far with LINE (EXACT: before it, 0 if not yet counted).
+
+        Raises _TooLong once the record is over the limit.
+        """
+        pending = self.pending
+        if not exact:
+            exact = sum(map(_utf8_len, pending))
+        carry = ""
+        if len(line) == self._size and not line.endswith("\n"):
+            # A piece of a longer line (or one cut between "\r" and "\n"): over the limit
+            # in characters already. The rest is read in bounded pieces and only counted.
+            exact, cut, carry = self._rest_of_line(line, exact)
+        else:
+            exact += _utf8_len(line)
+            cut = _break_len(line)
+        if exact - cut <= self.limit:
+            return exact
+        excerpt = ""
+        for part in (*pending, line):
+            excerpt += part[: RAW_EXCERPT - len(excerpt)]
+            if len(excerpt) >= RAW_EXCERPT:
+                break
+        raise _TooLong(len(pending) + 1, exact - cut, self.limit, excerpt, carry)
+
+    def _rest_of_line(self, piece: str, exact: int) -> tuple[int, int, str]:
+        """Read on to the end of the line PIECE begins: (bytes so far, its line break's
+        length, what was read past the line)."""
+        read = self._read
+        while True:
+            exact += _utf8_len(piece)
+            if piece.endswith("\n"):
+                return exact, _break_len(piece), ""
+            if piece.endswith("\r"):
+                # With newline="" a "\r" ends a line, and a "\n" right after it belongs
+                # to it; a size-limited read may have cut the two apart.
+                after = read(self._size)
+                if after == "\n":
+                    return exact + 1, 2, ""
+                return exact, 1, after
+            piece = read(_SKIP_CHARS)
+            if not piece:
+                return exact, 0, ""  # the end of the file
 
 
 @dataclass
@@ -133,6 +280,8 @@ class _Scorer:
         header: list[str],
         columns: list[int],
         neutralise_formulas: bool,
+        chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+        max_columns: int = DEFAULT_MAX_COLUMNS,
     ) -> None:
         self.model = model
         self._safe = _neutralised if neutralise_formulas else _as_is
@@ -140,6 +289,8 @@ class _Scorer:
         self.predictions = predictions
         self.errors = errors
         self.chunk_rows = chunk_rows
+        self.chunk_bytes = chunk_bytes
+        self.max_columns = max_columns
         self.tally = Tally()
         self._width = len(header)
         self._columns = columns
@@ -168,49 +319,80 @@ class _Scorer:
 
     def read(
         self,
+        source: _Lines,
         reader: _csv.Reader,
-        copies: Iterator[str],
         taken: int,
         progress: Callable[[int], None] | None,
     ) -> None:
         """Every record after the header into chunks; each full chunk is flushed.
 
-        The parser reads lines from one copy of the stream; a record's own text is taken
-        from the other, as many lines as the parser just consumed. The per-record work is
-        the hot loop of a batch: locals, no calls it can do without.
+        The parser reads lines from SOURCE, which keeps the current record's own text in
+        ``pending`` for the loop to take. The per-record work is the hot loop of a batch:
+        locals, no calls it can do without.
         """
-        lines, raws, rows = self._lines, self._raws, self._rows
+        lines, raws, rows, refused = self._lines, self._raws, self._rows, self._refused
         add_line, add_raw, add_row = lines.append, raws.append, rows.append
-        chunk_rows = self.chunk_rows
+        pending = source.pending
+        chunk_rows, chunk_bytes = self.chunk_rows, self.chunk_bytes
+        max_columns = self.max_columns
+        size = 0  # characters of text in the chunk
         next_progress = PROGRESS_EVERY
         while True:
             try:
                 for row in reader:
-                    consumed = reader.line_num - taken
-                    raw = next(copies) if consumed == 1 else "".join(islice(copies, consumed))
+                    if len(pending) == 1:
+                        consumed = 1
+                        raw = pending.pop()
+                    else:
+                        consumed = len(pending)
+                        raw = "".join(pending)
+                        pending.clear()
                     if len(row) < 2 and (not row or not row[0].strip()):
                         taken += consumed
                         continue  # a blank line is not a data row
+                    text_size = len(raw)
+                    # A row of more cells than the limit has at least as many characters:
+                    # only long rows are counted, and the cells of one over it let go.
                     add_line(taken + 1)
                     add_raw(raw.rstrip("\r\n"))
-                    add_row(row)
+                    if text_size >= max_columns and len(row) > max_columns:
+                        refused[len(rows)] = (
+                            f"row has {len(row):,} fields; the limit is {max_columns:,}"
+                        )
+                        add_row(None)
+                    else:
+                        add_row(row)
                     taken += consumed
-                    if len(rows) == chunk_rows:
+                    size += text_size
+                    if len(rows) == chunk_rows or size >= chunk_bytes:
                         self.flush()
+                        size = 0
                         if progress is not None and taken >= next_progress:
                             progress(taken)
                             next_progress = taken - taken % PROGRESS_EVERY + PROGRESS_EVERY
                 break
             except csv.Error as exc:
                 # The parser refused a record and goes on with the next: so does the loop.
-                consumed = reader.line_num - taken
-                self._refused[len(rows)] = f"unparseable CSV: {exc}"
-                add_line(taken + 1)
-                add_raw("".join(islice(copies, consumed)).rstrip("\r\n"))
-                add_row(None)
-                taken += consumed
-                if len(rows) == chunk_rows:
-                    self.flush()
+                refused[len(rows)] = f"unparseable CSV: {exc}"
+                raw = "".join(pending)
+                consumed = len(pending)
+                pending.clear()
+            except _TooLong as exc:
+                # Its lines are all read; the reader, left inside it, is replaced.
+                refused[len(rows)] = exc.reason(taken + 1)
+                raw, consumed = exc.excerpt, exc.lines
+                pending.clear()
+                reader = csv.reader(source(exc.carry))
+            except UnicodeDecodeError as exc:
+                raise _not_utf8(exc, taken + len(pending) + 1) from None
+            add_line(taken + 1)
+            add_raw(raw.rstrip("\r\n"))
+            add_row(None)
+            taken += consumed
+            size += len(raw)
+            if len(rows) == chunk_rows or size >= chunk_bytes:
+                self.flush()
+                size = 0
         self.flush()
         if progress is not None and taken >= next_progress:
             progress(taken)
@@ -410,64 +592,53 @@ def score_text(
     drift_threshold: float = 0.2,
     progress: Callable[[int], None] | None = None,
     neutralise_formulas: bool = True,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    max_columns: int = DEFAULT_MAX_COLUMNS,
 ) -> Tally:
     """Score a CSV text stream (decoded, newline='') into the two sinks.
 
     With ``neutralise_formulas``, every cell written that a spreadsheet would run as a
     formula gets a leading apostrophe; without, cells are written exactly as they came.
+    A chunk is scored and written at ``chunk_rows`` records or ``chunk_bytes`` characters
+    of text (bytes, for ASCII); ``max_line_bytes`` and ``max_columns`` bound a record as
+    the module's docstring says.
 
     Raises FileRejected when the file as a whole cannot be scored; the caller aborts
     the sinks then. Sinks are neither committed nor aborted here.
     """
-    lines, copies = itertools.tee(text)
-    reader = csv.reader(lines)
-    try:
-        with _collector_paused():
-            return _score_records(
-                reader,
-                copies,
-                model,
-                predictions,
-                errors,
-                chunk_rows,
-                drift_threshold,
-                progress,
-                neutralise_formulas,
+    if min(chunk_rows, chunk_bytes, max_line_bytes, max_columns) < 1:
+        raise ValueError("chunk and record limits must be positive")
+    source = _Lines(text, max_line_bytes)
+    with _collector_paused():
+        header, header_raw, taken = _first_record(source)
+        features = [f.name for f in model.manifest.features]
+        max_columns = max(max_columns, len(features))
+        if len(header) > max_columns:
+            raise FileRejected(
+                f"the header has {len(header):,} columns; the limit is {max_columns:,}"
             )
-    except UnicodeDecodeError as exc:
-        # exc.start counts from the decoder's current chunk, not the file: name the line.
-        raise FileRejected(
-            f"the file is not UTF-8 text ({exc.reason}) at or after line {reader.line_num + 1}"
-        ) from None
+        columns = _match_columns(header, features)
+        scorer = _Scorer(
+            model,
+            predictions,
+            errors,
+            chunk_rows,
+            drift_threshold,
+            header,
+            columns,
+            neutralise_formulas,
+            chunk_bytes,
+            max_columns,
+        )
+        scorer.start(header_raw)
+        scorer.read(source, csv.reader(source()), taken, progress)
+        return scorer.finish()
 
 
-def _score_records(
-    reader: _csv.Reader,
-    copies: Iterator[str],
-    model: LoadedModel,
-    predictions: Sink,
-    errors: Sink,
-    chunk_rows: int,
-    drift_threshold: float,
-    progress: Callable[[int], None] | None,
-    neutralise_formulas: bool,
-) -> Tally:
-    header, header_raw, taken = _first_record(reader, copies)
-    features = [f.name for f in model.manifest.features]
-    columns = _match_columns(header, features)
-    scorer = _Scorer(
-        model,
-        predictions,
-        errors,
-        chunk_rows,
-        drift_threshold,
-        header,
-        columns,
-        neutralise_formulas,
-    )
-    scorer.start(header_raw)
-    scorer.read(reader, copies, taken, progress)
-    return scorer.finish()
+def _not_utf8(exc: UnicodeDecodeError, line: int) -> FileRejected:
+    # exc.start counts from the decoder's current chunk, not the file: name the line.
+    return FileRejected(f"the file is not UTF-8 text ({exc.reason}) at or after line {line}")
 
 
 @contextlib.contextmanager
@@ -488,13 +659,26 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _first_record(reader: _csv.Reader, copies: Iterator[str]) -> tuple[list[str], str, int]:
-    """The header (the first record with a non-blank cell), its raw text, lines consumed."""
+def _first_record(source: _Lines) -> tuple[list[str], str, int]:
+    """The header (the first record with a non-blank cell), its raw text, lines consumed.
+
+    The header must be whole and parse: the file is rejected otherwise.
+    """
+    pending = source.pending
     taken = 0
-    for row in reader:
-        consumed = reader.line_num - taken
-        raw = "".join(islice(copies, consumed)).rstrip("\r\n")
-        taken += consumed
-        if row and any(cell.strip() for cell in row):
-            return row, raw, taken
+    try:
+        for row in csv.reader(source()):
+            raw = "".join(pending).rstrip("\r\n")
+            taken += len(pending)
+            pending.clear()
+            if row and any(cell.strip() for cell in row):
+                return row, raw, taken
+    except _TooLong as exc:
+        raise FileRejected(
+            f"the header (line {taken + 1}) is {exc.size:,} bytes; the limit is {exc.limit:,}"
+        ) from None
+    except csv.Error as exc:
+        raise FileRejected(f"the header (line {taken + 1}) is not valid CSV: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise _not_utf8(exc, taken + len(pending) + 1) from None
     raise FileRejected("empty file: expected a header row naming the features")
