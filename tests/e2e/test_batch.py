@@ -57,22 +57,25 @@ def test_a_csv_dropped_into_incoming_gets_predictions_errors_and_a_report_that_a
     assert "setosa" in predictions[1]
 
 
-def test_files_outside_the_prefix_or_suffix_are_not_scored_and_a_new_version_is(
+def test_what_is_dropped_where_gets_scored_refused_or_ignored_and_a_new_version_is_scored(
     stack: LocalStack,
 ) -> None:
     s3 = stack.client("s3")
     bucket = data_bucket(stack)
     stem = f"e2e-{uuid.uuid4().hex[:8]}"
-    s3.put_object(
-        Bucket=bucket, Key=f"elsewhere/{stem}.csv", Body=csv_text([[5.1, 3.5, 1.4, 0.2]]).encode()
-    )
-    s3.put_object(
-        Bucket=bucket, Key=f"incoming/{stem}.txt", Body=csv_text([[5.1, 3.5, 1.4, 0.2]]).encode()
-    )
+    body = csv_text([[5.1, 3.5, 1.4, 0.2]]).encode()
+    s3.put_object(Bucket=bucket, Key=f"elsewhere/{stem}.csv", Body=body)
+    s3.put_object(Bucket=bucket, Key=f"incoming/{stem}.txt", Body=body)
+    s3.put_object(Bucket=bucket, Key=f"incoming/{stem}-upper.CSV", Body=body)
     key = f"incoming/{stem}.csv"
-    s3.put_object(Bucket=bucket, Key=key, Body=csv_text([[5.1, 3.5, 1.4, 0.2]]).encode())
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
     first = json.loads(wait_for_object(stack, f"reports/{stem}.json"))
     assert first["rows_in"] == 1
+    upper = json.loads(wait_for_object(stack, f"reports/{stem}-upper.json"))
+    assert (upper["status"], upper["rows_in"]) == ("succeeded", 1)
+    refused = json.loads(wait_for_object(stack, f"reports/{stem}.txt.json"))
+    assert refused["status"] == "rejected"
+    assert "only .csv and .csv.gz files are scored" in refused["reason"]
 
     # A second upload of the same key is a new version: one more event, scored again.
     s3.put_object(Bucket=bucket, Key=key, Body=csv_text([[5.1, 3.5, 1.4, 0.2]] * 3).encode())
@@ -83,7 +86,5 @@ def test_files_outside_the_prefix_or_suffix_are_not_scored_and_a_new_version_is(
 
     listed = s3.list_objects_v2(Bucket=bucket, Prefix="reports/")
     reports = {obj["Key"] for obj in listed.get("Contents", [])}
-    assert f"reports/{stem}.json" in reports
-    # Only the .csv under incoming/ produced outputs.
+    # Outside incoming/ nothing runs at all.
     assert not any(k.startswith(f"reports/elsewhere/{stem}") for k in reports)
-    assert not any(k.startswith(f"reports/{stem}.txt") for k in reports)

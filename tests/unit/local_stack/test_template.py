@@ -196,7 +196,7 @@ def test_logging_config_sets_the_lambda_log_format_and_level(
     source: Path, document: dict[str, Any]
 ) -> None:
     log_format = document["Globals"]["Function"]["LoggingConfig"]["LogFormat"]
-    for level in ("WARNING", "ERROR"):
+    for level in ("WARN", "ERROR"):
         for function in template(source, LogLevel=level).functions().values():
             assert function.environment["AWS_LAMBDA_LOG_FORMAT"] == log_format
             assert function.environment["AWS_LAMBDA_LOG_LEVEL"] == level
@@ -280,8 +280,9 @@ def test_routes_methods_and_api_key_requirements(source: Path, document: dict[st
     assert health.function is None
     assert health.mock == MockAnswer(200, '{"status":"ok"}', "application/json")
     required = {r.path: r.api_key_required for r in api.routes}
-    assert required.pop("/health") is False
-    assert required  # the other routes exist...
+    # /health (a MOCK) and the docs (the request contract, for browsers) are open...
+    assert [required.pop(path) for path in ("/health", "/docs", "/openapi.json")] == [False] * 3
+    assert required  # ...the other routes exist...
     assert all(required.values())  # ...and every one of them needs a key
     assert api.stage == default(document, "StageName")
     assert api.name == f"{STACK}-api"
@@ -377,12 +378,13 @@ def test_route_pattern_matches_literal_paths_literally() -> None:
 
 
 # -- S3 triggers --------------------------------------------------------------------------------
-def test_the_s3_trigger_filters_incoming_csv_on_the_data_bucket(source: Path) -> None:
+def test_the_s3_trigger_watches_incoming_on_the_data_bucket(source: Path) -> None:
     local = template(source)
     (trigger,) = local.s3_triggers()
     assert trigger.function == "BatchScoringFunction"
     assert trigger.bucket == local.physical_id("DataBucket")
-    assert (trigger.prefix, trigger.suffix) == ("incoming/", ".csv")
+    # The prefix alone: the function decides which names it scores (any case, .csv.gz).
+    assert (trigger.prefix, trigger.suffix) == ("incoming/", "")
     assert trigger.events == ("s3:ObjectCreated:*",)
 
 
