@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 
@@ -120,21 +122,41 @@ def test_health_needs_no_key(stack: LocalStack) -> None:
     assert response.json()["status"] == "ok"
 
 
-def test_docs_load_under_the_stage_and_the_openapi_lists_the_model_features(
+def test_a_browser_opens_the_docs_without_a_key_and_calls_predict_with_one(
     stack: LocalStack,
 ) -> None:
-    key = {"x-api-key": stack.api_key}
-    docs = request(f"{stack.api_url}/docs", headers=key)
-    assert docs.status == 200
+    # What a browser does (no JavaScript runs here): load /docs with no key, fetch the
+    # OpenAPI URL the page names, then send /predict with the header the document's
+    # security scheme declares, as Swagger's Authorize and Try it out do.
+    docs = request(f"{stack.api_url}/docs")
+    assert docs.status == 200, docs.body
     assert docs.headers["content-type"].startswith("text/html")
+    named = re.search(r'url: "([^"]+)"', docs.body.decode())
+    assert named is not None, docs.body
+    origin = stack.api_url.rsplit("/", 1)[0]
+    openapi_url = urljoin(f"{stack.api_url}/docs", named[1])
     stage = stack.gateways[0].api.stage
-    assert f"/{stage}/openapi.json".encode() in docs.body
+    assert openapi_url == f"{origin}/{stage}/openapi.json"
 
-    spec = request(f"{stack.api_url}/openapi.json", headers=key)
-    assert spec.status == 200
-    schemas = json.dumps(spec.json()["components"]["schemas"])
+    spec = request(openapi_url)
+    assert spec.status == 200, spec.body
+    document = spec.json()
+    schemas = json.dumps(document["components"]["schemas"])
     for feature in model_record():
         assert feature in schemas
+    operation = document["paths"]["/predict"]["post"]
+    [[scheme_name]] = [list(requirement) for requirement in operation["security"]]
+    scheme = document["components"]["securitySchemes"][scheme_name]
+    assert (scheme["type"], scheme["in"]) == ("apiKey", "header")
+
+    called = request(
+        f"{origin}/{stage}/predict",
+        "POST",
+        body=operation["requestBody"]["content"]["application/json"]["example"],
+        headers={scheme["name"]: stack.api_key},
+    )
+    assert called.status == 200, called.body
+    assert request(f"{stack.api_url}/model").status == 403  # the model's internals: keyed
 
 
 def test_unknown_routes_and_methods_get_missing_authentication_token(stack: LocalStack) -> None:

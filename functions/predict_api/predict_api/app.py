@@ -16,7 +16,8 @@ from predict_api.settings import ApiSettings
 
 DESCRIPTION = (
     "Predictions from a scikit-learn model served from AWS Lambda. Every route but "
-    "`/health` needs an API key in the `x-api-key` header."
+    "`/health` and these docs needs an API key in the `x-api-key` header: **Authorize** "
+    "takes it, then *Try it out* sends it."
 )
 
 
@@ -27,6 +28,7 @@ def create_app(settings: ApiSettings | None = None, service: ModelService | None
         title="sklearn-serverless prediction API",
         version="1",
         description=DESCRIPTION,
+        docs_url=None,  # docs.py serves /docs: Swagger UI pinned, integrity-checked
         redoc_url=None,
     )
     app.state.service = service

@@ -60,7 +60,10 @@ FUNCTION_ROUTES = {
 }
 MOCK_ROUTES = {("/health", "get")}  # answered by API Gateway: no key, no Lambda
 ROUTES = FUNCTION_ROUTES | MOCK_ROUTES
-PUBLIC_ROUTES = MOCK_ROUTES
+# The docs show the request contract, nothing secret (model internals stay on keyed
+# /model), and a browser cannot send a key to open them.
+DOCS_ROUTES = {("/docs", "get"), ("/openapi.json", "get")}
+PUBLIC_ROUTES = MOCK_ROUTES | DOCS_ROUTES
 NO_VALUE = {"Ref": "AWS::NoValue"}
 # Physical names the renderer gives; the data bucket's name is computed in the template.
 MODEL_BUCKET_ARN = "arn:aws:s3:::<ModelBucket>"
@@ -237,7 +240,7 @@ def operations(stack: Stack) -> dict[tuple[str, str], dict[str, Any]]:
     }
 
 
-def test_api_key_is_required_on_every_route_but_health(stack: Stack) -> None:
+def test_api_key_is_required_on_every_route_but_health_and_the_docs(stack: Stack) -> None:
     _, api = stack.only("AWS::ApiGateway::RestApi")
     body = api["Properties"]["Body"]
     assert body["securityDefinitions"]["api_key"] == {

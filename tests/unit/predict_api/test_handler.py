@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import importlib
 import json
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -252,6 +253,22 @@ def test_docs_under_the_stage_fetch_the_staged_openapi(
     assert "/Prod/openapi.json" in reply.body
     assert "'/openapi.json'" not in reply.body
     assert '"/openapi.json"' not in reply.body
+
+
+def test_the_docs_page_loads_swagger_ui_at_one_version_checked_by_hash(
+    handler_module: ModuleType, lambda_context: object
+) -> None:
+    reply = _invoke(handler_module, _get_event("/docs"), lambda_context)
+
+    assets = re.findall(r'(?:src|href)="(https://[^"]+)"([^>]*)>', reply.body)
+    assert {url.rsplit("/", 1)[-1] for url, _ in assets} == {
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+    }
+    for url, attributes in assets:
+        assert re.search(r"swagger-ui-dist@\d+\.\d+\.\d+/", url), url  # no floating version
+        assert re.search(r'integrity="sha384-[A-Za-z0-9+/]{64}"', attributes), url
+        assert 'crossorigin="anonymous"' in attributes, url
 
 
 def test_openapi_under_the_stage_names_the_stage_as_server(
