@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from model_store.exceptions import RegistryError
 from model_store.registry.s3_http import Credentials, sign
 from model_store.signing import kms_region
+from model_store.tracing import subsegment
 
 ATTEMPTS = 2
 _RETRYABLE = {500, 502, 503, 504}
@@ -69,7 +70,11 @@ class KmsHttpVerifier:
                 "SigningAlgorithm": algorithm,
             }
         ).encode()
-        status, answer = self._call("TrentService.Verify", body)
+        with subsegment("KMS", namespace="aws") as trace:
+            trace.describe("operation", "Verify")
+            trace.describe("key_id", self._key_arn)
+            status, answer = self._call("TrentService.Verify", body)
+            trace.answered(status)
         if status == 200:
             return answer.get("SignatureValid") is True
         kind = str(answer.get("__type", "")).rpartition("#")[2]

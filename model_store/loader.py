@@ -26,6 +26,7 @@ from model_store.manifest import Manifest
 from model_store.registry import Registry
 from model_store.runtimes import RuntimeName
 from model_store.signing import Verifier
+from model_store.tracing import subsegment
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,12 @@ class ModelLoader:
         return self.pinned_version or self.registry.resolve_alias(self.name, self.alias)
 
     def _load(self, version: str) -> LoadedModel:
-        with self.registry.deadline(self.load_timeout):
+        with (
+            subsegment(
+                "model load", model=self.name, version=version, runtime=self.runtime
+            ) as trace,
+            self.registry.deadline(self.load_timeout),
+        ):
             loaded = load_model(
                 self.registry,
                 self.name,
@@ -128,6 +134,7 @@ class ModelLoader:
                 allow_version_mismatch=self.allow_version_mismatch,
                 verifier=self.verifier,
             )
+            trace.annotate(from_cache=loaded.from_cache)
         log.info(
             "loaded model %s version %s (%s, %s runtime) in %.3fs%s",
             self.name,
@@ -153,7 +160,10 @@ class ModelLoader:
 
     def _refresh(self, current: LoadedModel) -> None:
         try:
-            with self.registry.deadline(self.refresh_timeout, attempts=1):
+            with (
+                subsegment("alias check", model=self.name, alias=self.alias),
+                self.registry.deadline(self.refresh_timeout, attempts=1),
+            ):
                 version = self._resolve()
             if version != current.version:
                 self._loaded = self._load(version)

@@ -32,6 +32,7 @@ from urllib.parse import quote, urlsplit
 
 from model_store.exceptions import RegistryError
 from model_store.registry.stores import KeyExists, KeyNotFound
+from model_store.tracing import subsegment
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 ATTEMPTS = 3
@@ -297,6 +298,24 @@ class S3HttpStore:
         headers: Mapping[str, str] | None = None,
         query: Mapping[str, str] | None = None,
         bucket_level: bool = False,
+    ) -> _Response:
+        with subsegment("S3", namespace="aws") as trace:
+            trace.describe("operation", op)
+            trace.describe("bucket_name", self.bucket)
+            trace.describe("key", self.prefix + key)
+            response = self._attempts(method, op, key, body, headers, query, bucket_level)
+            trace.answered(response.status)
+            return response
+
+    def _attempts(
+        self,
+        method: str,
+        op: str,
+        key: str,
+        body: bytes,
+        headers: Mapping[str, str] | None,
+        query: Mapping[str, str] | None,
+        bucket_level: bool,
     ) -> _Response:
         credentials = Credentials.from_environment(self._environ)
         if credentials is None:

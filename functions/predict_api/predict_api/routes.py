@@ -10,6 +10,7 @@ from pydantic_core import to_json
 
 from model_store import LoadedModel, Predictions, UnscorableError, records_matrix
 from model_store.scoring import Matrix
+from model_store.tracing import subsegment
 from predict_api.errors import ApiError, request_id_of
 from predict_api.models import (
     BatchResponse,
@@ -129,7 +130,8 @@ def _check_size(body: bytes, limit: int) -> None:
 def _scored(loaded: LoadedModel, matrix: Matrix, *, batch: bool) -> Predictions:
     """The model's predictions, or a 422 naming what it could not score (never a 500)."""
     try:
-        return loaded.predict(matrix)
+        with subsegment("score", model=loaded.name, version=loaded.version, rows=len(matrix)):
+            return loaded.predict(matrix)
     except UnscorableError as exc:
         details = [
             {"loc": ["body", "records", i] if batch else ["body"], "msg": why, "type": "unscorable"}
