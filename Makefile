@@ -76,5 +76,6 @@ local: install  ## the whole system on this machine (no AWS, no Docker): API on 
 invoke: install  ## one function once under the Lambda RIE: make invoke FUNCTION=... EVENT=events/...json
 	$(BIN)/python -m devstack invoke $(FUNCTION) --event $(EVENT) $(ARGS)
 
-clean:  ## remove the venv, caches and build output
-	rm -rf $(VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache .hypothesis
+clean:  ## remove the venv, caches, build output and what the README's commands write
+	rm -rf $(VENV) .aws-sam .local .pytest_cache .mypy_cache .ruff_cache .hypothesis \
+		artifact scored
