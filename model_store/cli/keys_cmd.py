@@ -8,36 +8,45 @@ from typing import TYPE_CHECKING
 
 from model_store.apikeys import create_key, list_keys, revoke_key, usage_plan_of_stack
 from model_store.aws import apigateway_client, cloudformation_client
-from model_store.cli.output import emit, table
+from model_store.cli.options import Parser, add_command
+from model_store.cli.output import emit, table, warn
 
 if TYPE_CHECKING:
-    from model_store.cli.registry_cmds import Subparsers
+    from model_store.cli.options import Subparsers
 
 STACK_ENV = "STACK_NAME"
+DEFAULT_STACK = "sklearn-serverless"
 
 
-def add_parser(commands: Subparsers, common: argparse.ArgumentParser) -> None:
-    where = argparse.ArgumentParser(add_help=False)
+def add_parser(commands: Subparsers, parents: list[Parser]) -> None:
+    where = Parser(add_help=False)
     where.add_argument(
         "--stack",
-        default=os.environ.get(STACK_ENV, "sklearn-serverless"),
-        help=f"stack whose UsagePlanId output to use (default: ${STACK_ENV} or sklearn-serverless)",
+        help=f"stack whose UsagePlanId output to use (default: ${STACK_ENV} or {DEFAULT_STACK})",
     )
-    where.add_argument("--usage-plan", help="usage plan id (instead of looking up --stack)")
+    where.add_argument(
+        "--usage-plan", metavar="ID", help="usage plan id (instead of looking up --stack)"
+    )
     keys = commands.add_parser("keys", help="create, list and revoke API keys of a stack")
     actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
-    create = actions.add_parser("create", parents=[common, where], help="create a key (shown once)")
-    create.add_argument("name")
-    create.set_defaults(handler=create_cmd)
-    listing = actions.add_parser("list", parents=[common, where], help="keys of the usage plan")
-    listing.set_defaults(handler=list_cmd)
-    revoke = actions.add_parser("revoke", parents=[common, where], help="delete a key")
-    revoke.add_argument("key_id", metavar="ID")
-    revoke.set_defaults(handler=revoke_cmd)
+    both = [*parents, where]
+    create = add_command(
+        actions, "create", create_cmd, parents=both, help="create a key (shown once)"
+    )
+    create.add_argument("name", help="a name for the key (who or what uses it)")
+    add_command(actions, "list", list_cmd, parents=both, help="keys of the usage plan")
+    revoke = add_command(actions, "revoke", revoke_cmd, parents=both, help="delete a key")
+    revoke.add_argument("key_id", metavar="ID", help="the key's id (from `keys list`)")
 
 
 def _plan(args: argparse.Namespace) -> str:
-    return args.usage_plan or usage_plan_of_stack(cloudformation_client(), args.stack)
+    if args.usage_plan:
+        if args.stack:
+            warn(f"--stack {args.stack} is not used: --usage-plan {args.usage_plan} names the plan")
+        plan: str = args.usage_plan
+        return plan
+    stack = args.stack or os.environ.get(STACK_ENV) or DEFAULT_STACK
+    return usage_plan_of_stack(cloudformation_client(), stack)
 
 
 def create_cmd(args: argparse.Namespace) -> int:

@@ -61,8 +61,24 @@ def error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
-def progress(message: str) -> None:
+def note(message: str) -> None:
+    """What a command is doing, for people: a line on stderr."""
     print(message, file=sys.stderr, flush=True)
+
+
+def unexpected_error(exc: BaseException) -> str | None:
+    """One line for a failure met outside model_store's own errors (None: a bug to show)."""
+    if isinstance(exc, OSError):
+        path = exc.filename2 or exc.filename  # a rename's target is the path people know
+        return f"{path}: {exc.strerror or exc}" if path else str(exc.strerror or exc)
+    if type(exc).__module__.split(".")[0] in {"botocore", "boto3", "s3transfer"}:
+        hint = (
+            " (set AWS_REGION or AWS_DEFAULT_REGION)"
+            if type(exc).__name__ == "NoRegionError"
+            else ""
+        )
+        return f"AWS: {exc}{hint}"
+    return None
 
 
 class UsageError(Exception):

@@ -3,37 +3,45 @@
 from __future__ import annotations
 
 import argparse
-import sys
-import time
+import bisect
+import gzip
+import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from model_store.batch import DEFAULT_CHUNK_ROWS, score_file
-from model_store.cli.output import UsageError, emit
-from model_store.cli.registry_cmds import registry_from
+from model_store.cli.options import Parser, add_command, integer, number, require_file, writable_dir
+from model_store.cli.output import UsageError, emit, warn
+from model_store.cli.progress import Bar, wanted
+from model_store.cli.registries import registry_from, resolve
 from model_store.loading import LoadedModel, load_artifact_dir, load_model
 from model_store.runtimes import RUNTIME_NAMES
 
 if TYPE_CHECKING:
-    from model_store.cli.registry_cmds import Subparsers
+    from model_store.batch.report import BatchReport
+    from model_store.cli.options import Subparsers
 
 
-def add_parser(commands: Subparsers, common: argparse.ArgumentParser) -> None:
-    parser = commands.add_parser(
+def add_parser(commands: Subparsers, parents: list[Parser]) -> None:
+    parser = add_command(
+        commands,
         "score",
-        parents=[common],
+        run,
+        parents=parents,
         help="score a CSV file with a model, as the batch function does",
         description="Stream INPUT.csv through a model in chunks: predictions, row errors and "
         "a report (with drift) are written to --out.",
     )
-    parser.add_argument("input", type=Path, metavar="INPUT.csv")
+    parser.add_argument("input", type=Path, metavar="INPUT.csv", help="the CSV file to score")
     parser.add_argument(
         "--model",
         required=True,
         help="an artifact directory, or NAME[@VERSION|@ALIAS] in --registry (default alias "
         "production)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="directory for the outputs")
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="directory for the outputs"
+    )
     parser.add_argument(
         "--runtime",
         choices=RUNTIME_NAMES,
@@ -41,57 +49,116 @@ def add_parser(commands: Subparsers, common: argparse.ArgumentParser) -> None:
         help="score with the model's ONNX form in ONNX Runtime (default, as the stack's "
         "ServingRuntime) or with scikit-learn",
     )
-    parser.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS)
-    parser.add_argument("--drift-threshold", type=float, default=0.2)
+    parser.add_argument(
+        "--chunk-rows",
+        type=integer(1),
+        default=DEFAULT_CHUNK_ROWS,
+        metavar="N",
+        help=f"rows scored per call (default {DEFAULT_CHUNK_ROWS:,})",
+    )
+    parser.add_argument(
+        "--drift-threshold",
+        type=number(above=0),
+        default=0.2,
+        metavar="PSI",
+        help="flag a feature whose population stability index exceeds this (default 0.2)",
+    )
     parser.add_argument(
         "--raw-cells",
         action="store_true",
         help="write cells exactly as they came; by default a cell a spreadsheet would run "
         "as a formula (=, +, -, @, tab or CR first, not a number) gets a leading apostrophe",
     )
-    parser.set_defaults(handler=run)
 
 
 def _model(args: argparse.Namespace) -> LoadedModel:
     path = Path(args.model)
     if path.is_dir():
+        if args.registry:
+            warn(f"--registry is not used: --model {args.model} is an artifact directory")
         return load_artifact_dir(path, runtime=args.runtime)
+    if "/" in args.model or path.exists():  # a path, not NAME[@VERSION|@ALIAS]
+        raise UsageError(f"{args.model} is not a directory (--model: an artifact directory)")
     registry = registry_from(args)
-    return load_model(registry, *registry.resolve_ref(args.model), runtime=args.runtime)
+    return load_model(registry, *resolve(registry, args.model), runtime=args.runtime)
 
 
-class _Progress:
-    """A one-line progress meter on stderr (only when it is a terminal)."""
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
 
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
-        self.active = sys.stderr.isatty()
 
-    def __call__(self, lines: int) -> None:
-        if self.active:
-            rate = lines / max(time.perf_counter() - self.started, 1e-9)
-            print(f"\r  {lines:,} lines read, {rate:,.0f} lines/s", end="", file=sys.stderr)
+class LineIndex:
+    """Where a file's lines end, block by block: the bytes behind a count of lines read.
 
-    def done(self) -> None:
-        if self.active:
-            print(file=sys.stderr)
+    A .gz file is indexed as the engine reads it, decompressed: its bytes are the text's.
+    """
+
+    BLOCK = 1 << 20
+
+    def __init__(self, handle: _Readable) -> None:
+        self.lines = [0]
+        self.offsets = [0]
+        while block := handle.read(self.BLOCK):
+            self.lines.append(self.lines[-1] + block.count(b"\n"))
+            self.offsets.append(self.offsets[-1] + len(block))
+
+    @classmethod
+    def of(cls, path: Path) -> LineIndex | None:
+        """The index of PATH; None if it cannot be read through (the engine will say why)."""
+        try:
+            with gzip.open(path) if path.name.lower().endswith(".gz") else path.open("rb") as f:
+                return cls(f)
+        except (OSError, EOFError, zlib.error):
+            return None
+
+    @property
+    def total_lines(self) -> int:
+        return self.lines[-1]
+
+    @property
+    def total_bytes(self) -> int:
+        return self.offsets[-1]
+
+    def bytes_at(self, lines: int) -> int:
+        """Bytes read once LINES lines are (interpolated inside the block they end in)."""
+        i = bisect.bisect_left(self.lines, lines)
+        if i >= len(self.lines):
+            return self.offsets[-1]
+        if i == 0 or self.lines[i] == self.lines[i - 1]:
+            return self.offsets[i]
+        share = (lines - self.lines[i - 1]) / (self.lines[i] - self.lines[i - 1])
+        return self.offsets[i - 1] + round(share * (self.offsets[i] - self.offsets[i - 1]))
+
+
+def _score(args: argparse.Namespace, model: LoadedModel) -> BatchReport:
+    """score_file, with a bar of the lines and bytes read when there is a terminal."""
+    show = wanted(args.json)
+    index = LineIndex.of(args.input) if show else None
+    total = index.total_bytes if index is not None else None
+    with Bar(f"scoring {args.input.name}", "lines", total=total, show=show) as bar:
+
+        def read(lines: int) -> None:
+            bar.update(completed=index.bytes_at(lines) if index else None, lines=lines)
+
+        report = score_file(
+            args.input,
+            model,
+            args.out,
+            chunk_rows=args.chunk_rows,
+            drift_threshold=args.drift_threshold,
+            progress=read if show else None,
+            neutralise_formulas=not args.raw_cells,
+        )
+        if index is not None and report.status == "succeeded":
+            bar.finish(lines=index.total_lines)
+    return report
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.input.is_file():
-        raise UsageError(f"{args.input} is not a file")
+    require_file(args.input)
+    writable_dir(args.out)
     model = _model(args)
-    progress = _Progress()
-    report = score_file(
-        args.input,
-        model,
-        args.out,
-        chunk_rows=args.chunk_rows,
-        drift_threshold=args.drift_threshold,
-        progress=progress,
-        neutralise_formulas=not args.raw_cells,
-    )
-    progress.done()
+    report = _score(args, model)
     lines = [
         f"{report.status}: {args.input} with {model.name}@{model.version} "
         f"({model.runtime.name} runtime)",

@@ -6,14 +6,15 @@ import argparse
 import os
 from typing import TYPE_CHECKING
 
+from model_store.cli.options import Parser, add_command
 from model_store.cli.output import emit, warn
+from model_store.cli.registries import REF_HELP, registry_from, resolve
 from model_store.exceptions import SignatureError
 
 if TYPE_CHECKING:
+    from model_store.cli.options import Subparsers
     from model_store.registry import Registry
     from model_store.signing import Signature, Signer
-
-    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 SIGN_KEY_ENV = "MODEL_STORE_SIGN_KEY"
 
@@ -39,47 +40,46 @@ def signer_from(args: argparse.Namespace) -> Signer | None:
     return KmsSigner(args.sign_key)
 
 
-def add_parsers(commands: Subparsers, common: argparse.ArgumentParser) -> None:
-    p = commands.add_parser(
+def add_parsers(commands: Subparsers, parents: list[Parser]) -> None:
+    p = add_command(
+        commands,
         "sign",
-        parents=[common],
+        sign,
+        parents=parents,
         help="sign a published version's manifest with a KMS key",
         description="Write NAME@VERSION's manifest.sig: a KMS signature over the manifest's "
         "exact bytes, its name and version. For versions published before signing was "
         "required; `publish --sign-key` signs as it publishes.",
     )
-    p.add_argument("ref", metavar="NAME[@VERSION|@ALIAS]", help="default alias: production")
+    p.add_argument("ref", metavar="NAME[@VERSION|@ALIAS]", help=REF_HELP)
     add_sign_key_option(p, required=True)
     p.add_argument("--replace", action="store_true", help="replace an existing signature")
-    p.set_defaults(handler=sign)
 
-    p = commands.add_parser(
+    p = add_command(
+        commands,
         "verify",
-        parents=[common],
+        verify,
+        parents=parents,
         help="check a version's signature with kms:Verify, as the functions do",
     )
-    p.add_argument("ref", metavar="NAME[@VERSION|@ALIAS]", help="default alias: production")
+    p.add_argument("ref", metavar="NAME[@VERSION|@ALIAS]", help=REF_HELP)
     p.add_argument("--key", required=True, metavar="KEY_ARN", help="the key the stack requires")
-    p.set_defaults(handler=verify)
 
 
 def sign(args: argparse.Namespace) -> int:
-    from model_store.cli.registry_cmds import registry_from
-
     registry = registry_from(args)
+    name, version = resolve(registry, args.ref)
     signer = signer_from(args)
     assert signer is not None  # --sign-key is required here
-    name, version = registry.resolve_ref(args.ref)
     signature = registry.sign(name, version, signer, replace=args.replace)
     return _signature_result(args, name, version, signature, "signed")
 
 
 def verify(args: argparse.Namespace) -> int:
-    from model_store.cli.registry_cmds import registry_from
     from model_store.signing import KmsVerifier
 
     registry = registry_from(args)
-    name, version = registry.resolve_ref(args.ref)
+    name, version = resolve(registry, args.ref)
     registry.read_manifest(name, version, verifier=KmsVerifier(args.key))
     signature = registry.read_signature(name, version)
     if signature is None:  # read_manifest refuses an unsigned version first

@@ -12,6 +12,7 @@ Layout (the same in a directory and under an S3 prefix)::
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Literal
@@ -30,7 +31,7 @@ from model_store.exceptions import (
     VersionNotFoundError,
 )
 from model_store.manifest import Manifest
-from model_store.registry.stores import KeyExists, KeyNotFound, ObjectStore
+from model_store.registry.stores import KeyExists, KeyNotFound, ObjectStore, S3Store
 from model_store.signing import (
     SIGNATURE_FILE,
     Signature,
@@ -141,10 +142,17 @@ class Registry:
 
     # -- artifacts ----------------------------------------------------------------------
     def publish(
-        self, artifact: Artifact, *, name: str, version: str, signer: Signer | None = None
+        self,
+        artifact: Artifact,
+        *,
+        name: str,
+        version: str,
+        signer: Signer | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> Manifest:
         """Store an artifact as NAME/VERSION, signed by SIGNER when given. Existing versions
-        are never overwritten."""
+        are never overwritten. PROGRESS is called with (bytes sent, bytes in all) as the
+        model files and the manifest go out (as they are sent, on S3)."""
         manifest_key = self._version_key(name, version, MANIFEST_FILE)
         artifact.verify(source="artifact to publish")
         try:
@@ -159,10 +167,12 @@ class Registry:
         files = [(MODEL_FILE, artifact.model_bytes)]
         if artifact.onnx_bytes is not None:
             files.append((ONNX_FILE, artifact.onnx_bytes))
+        manifest_bytes = manifest.to_json()
+        sent = _Sent(progress, sum(len(data) for _, data in files) + len(manifest_bytes))
         for file, data in files:
             key = self._version_key(name, version, file)
             try:
-                self.store.write(key, data, exclusive=True)
+                self._write_new(key, data, sent)
             except KeyExists:
                 # Our own interrupted publish left the same bytes: carry on. Other bytes
                 # belong to another publisher (racing, or interrupted): that version is taken.
@@ -171,17 +181,25 @@ class Registry:
                         f"{self._exists_message(name, version)} (another {file} is already "
                         f"stored at {self.store.describe(key)})"
                     ) from None
-        manifest_bytes = manifest.to_json()
         if signer is not None:
             signature = sign_manifest(
                 signer, name=name, version=version, manifest_bytes=manifest_bytes
             )
             self._write_signature(name, version, signature, publishing=True)
         try:
-            self.store.write(manifest_key, manifest_bytes, exclusive=True)
+            self._write_new(manifest_key, manifest_bytes, sent)
         except KeyExists:
             raise VersionExistsError(self._exists_message(name, version)) from None
         return manifest
+
+    def _write_new(self, key: str, data: bytes, sent: _Sent) -> None:
+        """An exclusive write, counted in SENT (byte by byte where the store can say)."""
+        before = sent.done
+        if sent.report is not None and isinstance(self.store, S3Store):
+            self.store.write(key, data, exclusive=True, progress=sent.add)
+        else:
+            self.store.write(key, data, exclusive=True)
+        sent.set(before + len(data))
 
     def sign(self, name: str, version: str, signer: Signer, *, replace: bool = False) -> Signature:
         """Sign a published version's manifest (one published unsigned, or re-sign with
@@ -366,6 +384,23 @@ class Registry:
         record = AliasRecord(name=name, alias=alias, history=history)
         self.store.write(self._alias_key(name, alias), record.model_dump_json(indent=2).encode())
         return record
+
+
+class _Sent:
+    """Bytes of a publish sent so far, told to its progress callback (if any)."""
+
+    def __init__(self, report: Callable[[int, int], None] | None, total: int) -> None:
+        self.report = report
+        self.total = total
+        self.done = 0
+
+    def add(self, amount: int) -> None:
+        self.set(self.done + amount)  # negative when a retry rewinds the body
+
+    def set(self, done: int) -> None:
+        self.done = done
+        if self.report is not None:
+            self.report(max(0, min(done, self.total)), self.total)
 
 
 def _event(action: Literal["promote", "rollback"], version: str) -> AliasEvent:

@@ -7,12 +7,13 @@ two backends cannot drift apart.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 
 from model_store.exceptions import ModelStoreError, RegistryError
 
@@ -138,23 +139,49 @@ class S3Store:
         except BotoCoreError as exc:
             raise self._fail("GetObject", key, exc) from None
 
-    def write(self, key: str, data: bytes, *, exclusive: bool = False) -> None:
+    def write(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        exclusive: bool = False,
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """Put DATA at KEY; PROGRESS, when given, is called with each amount of bytes sent."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        body = data if progress is None else self._reporting_body(data, progress)
         try:
             if exclusive:
                 # S3 conditional write: create-if-absent, atomic on the server side.
                 self.client.put_object(
-                    Bucket=self.bucket, Key=self.prefix + key, Body=data, IfNoneMatch="*"
+                    Bucket=self.bucket, Key=self.prefix + key, Body=body, IfNoneMatch="*"
                 )
             else:
-                self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=data)
+                self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=body)
         except ClientError as exc:
             if exclusive and _error_code(exc)[0] in {"PreconditionFailed", "412"}:
                 raise KeyExists(key) from None
             raise self._fail("PutObject", key, exc) from None
         except BotoCoreError as exc:
             raise self._fail("PutObject", key, exc) from None
+
+    def _reporting_body(self, data: bytes, progress: Callable[[int], None]) -> BinaryIO:
+        """DATA as a body that reports the bytes as they are sent: s3transfer's reader and
+        the handlers boto3's uploads use, which keep it quiet while botocore reads the body
+        to checksum and sign it (and rewind the count when a retry sends it again)."""
+        from s3transfer.utils import ReadFileChunk, signal_not_transferring, signal_transferring
+
+        events = self.client.meta.events
+        event = "request-created.s3"
+        events.register_first(event, signal_not_transferring, unique_id="s3upload-not-transferring")
+        events.register_last(event, signal_transferring, unique_id="s3upload-transferring")
+
+        def sent(bytes_transferred: int) -> None:
+            progress(bytes_transferred)
+
+        body = ReadFileChunk(io.BytesIO(data), len(data), len(data), [sent], False)
+        return cast(BinaryIO, body)
 
     def list_keys(self, prefix: str) -> Iterator[str]:
         from botocore.exceptions import BotoCoreError, ClientError

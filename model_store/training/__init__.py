@@ -2,12 +2,19 @@
 
 from model_store.training.data import Dataset, load_csv_dataset, load_iris_dataset
 from model_store.training.grids import ALGORITHMS, search_space
-from model_store.training.search import CandidateResult, TrainingResult, build_artifact, train
+from model_store.training.search import (
+    CandidateResult,
+    SearchStep,
+    TrainingResult,
+    build_artifact,
+    train,
+)
 
 __all__ = [
     "ALGORITHMS",
     "CandidateResult",
     "Dataset",
+    "SearchStep",
     "TrainingResult",
     "build_artifact",
     "load_csv_dataset",

@@ -7,7 +7,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +25,22 @@ from model_store.training.grids import grid_size, search_space
 from model_store.versions import RuntimeVersions
 
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class SearchStep:
+    """One algorithm's grid search, reported as it starts (``done`` False) and ends.
+
+    ``fits`` (candidates x folds) weighs it against ``total_fits``, every algorithm's, so
+    a progress bar can say how far the whole training is.
+    """
+
+    algorithm: str
+    index: int
+    count: int
+    fits: int
+    total_fits: int
+    done: bool
 
 
 @dataclass(frozen=True)
@@ -73,9 +89,14 @@ def train(
     compress: int = 3,
     n_jobs: int | None = None,
     progress: Progress | None = None,
+    on_step: Callable[[SearchStep], None] | None = None,
 ) -> TrainingResult:
-    """Grid-search each algorithm with k-fold CV on a stratified split, then compare."""
+    """Grid-search each algorithm with k-fold CV on a stratified split, then compare.
+
+    PROGRESS gets lines of text to show; ON_STEP each algorithm's start and end.
+    """
     say = progress or (lambda _message: None)
+    step = on_step or (lambda _step: None)
     x_train, x_test, y_train, y_test = train_test_split(
         dataset.features,
         dataset.labels,
@@ -92,9 +113,13 @@ def train(
     # Every candidate's ONNX form is proven on the same rows, so the table compares alike.
     proof = proof_sets(features, held_out=x_test, training=x_train)
     candidates = []
+    sizes = {algorithm: grid_size(grid) for algorithm, (_, grid) in space.items()}
+    total_fits = sum(sizes.values()) * cv_folds
     try:
         for index, (algorithm, (pipeline, grid)) in enumerate(space.items(), start=1):
-            size = grid_size(grid)
+            size = sizes[algorithm]
+            begun = SearchStep(algorithm, index, len(space), size * cv_folds, total_fits, False)
+            step(begun)
             say(f"[{index}/{len(space)}] {algorithm}: {size} candidates x {cv_folds} folds")
             started = time.perf_counter()
             search = GridSearchCV(pipeline, grid, cv=folds, scoring="accuracy", n_jobs=n_jobs)
@@ -112,6 +137,7 @@ def train(
                 f"({fit_seconds:.1f}s); ONNX form: {candidate.onnx.parity}"
             )
             candidates.append(candidate)
+            step(replace(begun, done=True))
     finally:
         # joblib keeps its worker processes (~180 MB each) alive for minutes in case
         # another parallel call comes; a training run is done with them.
