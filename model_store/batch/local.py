@@ -25,7 +25,7 @@ def score_file(
     neutralise_formulas: bool = True,
 ) -> BatchReport:
     """Score SOURCE (a .csv, or a .csv.gz decompressed as it is read) into
-    OUT_DIR/<stem>.predictions.csv, .errors.csv and .report.json."""
+    OUT_DIR/<stem>.predictions.csv, .errors.csv, .report.json and .report.html."""
     stem = input_stem(source.name) or source.name
     paths = {
         "predictions": out_dir / f"{stem}.predictions.csv",
@@ -82,4 +82,7 @@ def score_file(
             }
         )
     paths["report"].write_bytes(report.to_json())
+    from model_store.batch.html_report import render_html  # batch reports only, on use
+
+    (out_dir / f"{stem}.report.html").write_text(render_html(report), encoding="utf-8")
     return report

@@ -1,9 +1,9 @@
 """Batch scoring of S3 objects: ``incoming/<path>.csv`` to predictions, errors, report.
 
 Outputs for ``<input_prefix><path>.csv`` go to ``predictions/<path>.csv``,
-``errors/<path>.csv`` and ``reports/<path>.json``: other prefixes, so writing them never
-triggers the function again. A repeated event for an object version already reported
-does no work.
+``errors/<path>.csv`` and ``reports/<path>.json`` (with its page for people,
+``reports/<path>.html``): other prefixes, so writing them never triggers the function
+again. A repeated event for an object version already reported does no work.
 """
 
 from __future__ import annotations
@@ -102,6 +102,7 @@ def score_s3_object(
             {"source": source, "started_at": started_at, "duration_seconds": duration, **fields}
         )
         _put(client, bucket, keys["report"], built.to_json(), "application/json")
+        _put_html(client, bucket, keys["report"], built)
         return built
 
     unusable = _unusable_output_keys(key, keys)
@@ -267,6 +268,22 @@ def _previous_report(client: S3Client, bucket: str, key: str) -> BatchReport | N
 
 def _put(client: S3Client, bucket: str, key: str, body: bytes, content_type: str) -> None:
     client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+
+
+def _put_html(client: S3Client, bucket: str, json_key: str, report: BatchReport) -> None:
+    """The report's page for people beside its JSON (same key, .html).
+
+    The JSON is the record (and what marks an object done), so a page that cannot be
+    written is logged, never a reason to fail or retry the run.
+    """
+    from model_store.batch.html_report import render_html  # batch reports only, on use
+
+    key = json_key.removesuffix(".json") + ".html"
+    try:
+        page = render_html(report).encode()
+        _put(client, bucket, key, page, "text/html; charset=utf-8")
+    except Exception:
+        log.warning("the report page s3://%s/%s was not written", bucket, key, exc_info=True)
 
 
 def _describe(exc: BaseException) -> str:

@@ -59,6 +59,7 @@ def test_scoring_with_an_artifact_directory(
     assert sorted(p.name for p in out.iterdir()) == [
         "iris.errors.csv",
         "iris.predictions.csv",
+        "iris.report.html",
         "iris.report.json",
     ]
     assert result.out.startswith(f"succeeded: {iris_csv} with iris@local (onnx runtime)\n")
@@ -209,7 +210,7 @@ def test_a_rejected_file_exits_1_with_the_reason(tmp_path: Path, artifact_dir: P
     assert result.code == 1
     assert result.out.startswith(f"rejected: {source} with iris@local (onnx runtime)\n")
     assert "  reason: missing feature column(s): petal_width;" in result.out
-    assert sorted(p.name for p in out.iterdir()) == ["partial.report.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["partial.report.html", "partial.report.json"]
 
 
 def test_a_missing_input_file_is_a_usage_error(tmp_path: Path, artifact_dir: Path) -> None:

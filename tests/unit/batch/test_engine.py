@@ -136,6 +136,7 @@ def test_outputs_go_next_to_each_other_named_after_the_source(
     assert sorted(p.name for p in (tmp_path / "nested" / "out").iterdir()) == [
         "Day One.errors.csv",
         "Day One.predictions.csv",
+        "Day One.report.html",
         "Day One.report.json",
     ]
 
@@ -243,7 +244,10 @@ def test_a_field_too_large_for_the_csv_parser_is_a_row_error(
 
 
 def _assert_only_the_report(out_dir: Path, stem: str = "input") -> None:
-    assert sorted(p.name for p in out_dir.iterdir()) == [f"{stem}.report.json"]
+    assert sorted(p.name for p in out_dir.iterdir()) == [
+        f"{stem}.report.html",
+        f"{stem}.report.json",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -67,7 +67,10 @@ def test_anything_else_under_the_prefix_gets_a_report_saying_what_is_taken(
     assert outcome.report.reason == (
         f"only .csv and .csv.gz files are scored (the suffix in any case): {name}"
     )
-    assert keys_under(s3, data_bucket, "reports/") == [f"reports/{name}.json"]
+    assert keys_under(s3, data_bucket, "reports/") == [
+        f"reports/{name}.html",
+        f"reports/{name}.json",
+    ]
     assert keys_under(s3, data_bucket, "predictions/") == []
 
 

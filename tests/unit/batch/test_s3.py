@@ -114,6 +114,7 @@ def test_an_incoming_csv_is_scored_into_predictions_errors_and_a_report(
         "errors/iris.csv",
         "incoming/iris.csv",
         "predictions/iris.csv",
+        "reports/iris.html",
         "reports/iris.json",
     ]
     report = outcome.report
@@ -220,6 +221,7 @@ def test_an_unversioned_object_overwritten_between_check_and_read_fails_and_retr
         "errors/iris.csv",
         "incoming/iris.csv",
         "predictions/iris.csv",
+        "reports/iris.html",
         "reports/iris.json",
     ]
     assert retried.duplicate is False
@@ -236,7 +238,10 @@ def test_a_nested_key_with_spaces_keeps_its_path_under_each_prefix(
     assert outcome.report.status == "succeeded"
     assert keys_under(s3, data_bucket, "predictions/") == ["predictions/2026/11/day one.csv"]
     assert keys_under(s3, data_bucket, "errors/") == ["errors/2026/11/day one.csv"]
-    assert keys_under(s3, data_bucket, "reports/") == ["reports/2026/11/day one.json"]
+    assert keys_under(s3, data_bucket, "reports/") == [
+        "reports/2026/11/day one.html",
+        "reports/2026/11/day one.json",
+    ]
     assert outcome.report.source.location == f"s3://{data_bucket}/incoming/2026/11/day one.csv"
 
 
@@ -251,7 +256,12 @@ def test_a_custom_layout_is_honoured(s3: S3Client, data_bucket: str, model: Mode
 
     score_s3_object(s3, data_bucket, "in/a.CSV", model, layout=layout)
 
-    assert keys_under(s3, data_bucket, "out/") == ["out/e/a.csv", "out/p/a.csv", "out/r/a.json"]
+    assert keys_under(s3, data_bucket, "out/") == [
+        "out/e/a.csv",
+        "out/p/a.csv",
+        "out/r/a.html",
+        "out/r/a.json",
+    ]
 
 
 def test_a_bom_and_crlf_object_scores_like_a_plain_one(
@@ -286,7 +296,11 @@ def test_a_rejected_object_gets_a_report_and_no_outputs(
     assert outcome.report.reason is not None
     assert "petal_length, petal_width" in outcome.report.reason
     assert outcome.report.model == {"name": "iris", "version": "1"}
-    assert keys_under(s3, data_bucket) == ["incoming/bad.csv", "reports/bad.json"]
+    assert keys_under(s3, data_bucket) == [
+        "incoming/bad.csv",
+        "reports/bad.html",
+        "reports/bad.json",
+    ]
     assert _report(s3, data_bucket, "reports/bad.json") == outcome.report
     assert pending_uploads(s3, data_bucket) == []
 
@@ -304,9 +318,9 @@ def test_a_key_whose_outputs_would_be_too_long_is_refused_not_retried(
     assert outcome.report.status == "rejected"
     assert outcome.report.reason is not None
     assert "longer than S3's 1024 bytes: predictions (1027 bytes)" in outcome.report.reason
-    report_key = "reports/" + "k" * (1024 - len("incoming/") - len(".csv")) + ".json"
-    assert keys_under(s3, data_bucket, "reports/") == [report_key]
-    assert not WRITES & set(operations) - {"PutObject"}  # the report, nothing else
+    report_key = "reports/" + "k" * (1024 - len("incoming/") - len(".csv"))
+    assert keys_under(s3, data_bucket, "reports/") == [f"{report_key}.html", f"{report_key}.json"]
+    assert not WRITES & set(operations) - {"PutObject"}  # the report and its page, nothing else
 
 
 def test_a_key_with_control_characters_is_refused_not_retried(
@@ -338,7 +352,11 @@ def test_an_object_that_is_not_utf8_is_rejected(
     assert report.status == "rejected"
     assert report.reason is not None
     assert "UTF-8" in report.reason
-    assert keys_under(s3, data_bucket) == ["incoming/latin1.csv", "reports/latin1.json"]
+    assert keys_under(s3, data_bucket) == [
+        "incoming/latin1.csv",
+        "reports/latin1.html",
+        "reports/latin1.json",
+    ]
 
 
 # -- idempotency ---------------------------------------------------------------------------
@@ -551,7 +569,11 @@ def test_the_source_failing_mid_file_leaves_no_partial_outputs(
     assert operations.count("UploadPart") >= 3  # the outputs really were on their way
     assert "CompleteMultipartUpload" not in operations
     assert "AbortMultipartUpload" in operations
-    assert keys_under(s3, data_bucket) == ["incoming/big.csv", "reports/big.json"]
+    assert keys_under(s3, data_bucket) == [
+        "incoming/big.csv",
+        "reports/big.html",
+        "reports/big.json",
+    ]
     assert pending_uploads(s3, data_bucket) == []
     report = _report(s3, data_bucket, "reports/big.json")
     assert report.status == "failed"
@@ -583,7 +605,11 @@ def test_an_upload_failing_mid_file_leaves_no_partial_outputs(
         score_s3_object(s3, data_bucket, "incoming/big.csv", model, chunk_rows=50)
 
     assert "CompleteMultipartUpload" not in operations
-    assert keys_under(s3, data_bucket) == ["incoming/big.csv", "reports/big.json"]
+    assert keys_under(s3, data_bucket) == [
+        "incoming/big.csv",
+        "reports/big.html",
+        "reports/big.json",
+    ]
     assert pending_uploads(s3, data_bucket) == []
     report = _report(s3, data_bucket, "reports/big.json")
     assert report.status == "failed"
@@ -660,7 +686,11 @@ def test_no_model_raises_after_a_failed_report(
     with pytest.raises(ModelUnavailableError, match=r"iris@production"):
         score_s3_object(s3, data_bucket, "incoming/iris.csv", loader.get)
 
-    assert keys_under(s3, data_bucket) == ["incoming/iris.csv", "reports/iris.json"]
+    assert keys_under(s3, data_bucket) == [
+        "incoming/iris.csv",
+        "reports/iris.html",
+        "reports/iris.json",
+    ]
     report = _report(s3, data_bucket, "reports/iris.json")
     assert report.status == "failed"
     assert report.reason is not None
@@ -701,7 +731,7 @@ def test_a_missing_source_object_raises_after_a_failed_report(
         score_s3_object(s3, data_bucket, "incoming/gone.csv", counting_model)
 
     assert loads == []
-    assert keys_under(s3, data_bucket) == ["reports/gone.json"]
+    assert keys_under(s3, data_bucket) == ["reports/gone.html", "reports/gone.json"]
     report = _report(s3, data_bucket, "reports/gone.json")
     assert report.status == "failed"
     assert report.source.location == f"s3://{data_bucket}/incoming/gone.csv"
