@@ -13,17 +13,23 @@ from urllib.parse import unquote_plus
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
-from aws_lambda_powertools.metrics import MetricUnit
 
+from batch_scoring.observability import (
+    flush_metrics,
+    metrics_namespace,
+    record_report,
+    service_name,
+)
 from batch_scoring.settings import BatchSettings
 from model_store.aws import quiet_sdk_loggers, s3_client
 from model_store.batch import score_s3_object
+from model_store.tracing import subsegment, trace_aws_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-logger = Logger(service="batch-scoring")
-metrics = Metrics(service="batch-scoring", namespace="SklearnServerless")
+logger = Logger(service=service_name())
+metrics = Metrics(service=logger.service, namespace=metrics_namespace())
 copy_config_to_registered_loggers(source_logger=logger, include={"model_store"})
 quiet_sdk_loggers()
 
@@ -32,6 +38,7 @@ loader = settings.loader()
 # Every invocation needs the data bucket's client: it is made in the init phase (it makes
 # no network call), not on the clock of the first object.
 client: S3Client = s3_client()
+trace_aws_client(client)  # each S3 call an X-Ray subsegment, on sampled invocations
 
 
 class BatchFailedError(Exception):
@@ -50,18 +57,19 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         version_id = record["s3"]["object"].get("versionId") or None
         logger.append_keys(source=f"s3://{bucket}/{key}")
         try:
-            outcome = score_s3_object(
-                client,
-                bucket,
-                key,
-                loader.get,
-                version_id=version_id,
-                layout=settings.layout,
-                chunk_rows=settings.chunk_rows,
-                drift_threshold=settings.drift_threshold,
-                neutralise_formulas=settings.neutralise_formulas,
-                max_gzip_bytes=settings.max_gzip_bytes,
-            )
+            with subsegment("score object", bucket=bucket):
+                outcome = score_s3_object(
+                    client,
+                    bucket,
+                    key,
+                    loader.get,
+                    version_id=version_id,
+                    layout=settings.layout,
+                    chunk_rows=settings.chunk_rows,
+                    drift_threshold=settings.drift_threshold,
+                    neutralise_formulas=settings.neutralise_formulas,
+                    max_gzip_bytes=settings.max_gzip_bytes,
+                )
         except Exception as exc:
             logger.exception("scoring failed")
             failures.append(f"s3://{bucket}/{key}: {exc}")
@@ -77,13 +85,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "drift_flagged": report.drift.flagged if report.drift else [],
         }
         logger.info("scored" if report.status == "succeeded" else report.status, extra=summary)
-        if not outcome.duplicate and report.model:
-            metrics.add_dimension(name="model_version", value=report.model["version"])
-            metrics.add_metric(name="RowsScored", unit=MetricUnit.Count, value=report.rows_scored)
-            metrics.add_metric(name="RowsFailed", unit=MetricUnit.Count, value=report.rows_failed)
+        if not outcome.duplicate:
+            record_report(metrics, report)
         results.append(summary)
-    if metrics.metric_set:
-        metrics.flush_metrics()
+    flush_metrics(metrics)
     if failures:
         raise BatchFailedError("; ".join(failures))
     return {"results": results}

@@ -101,7 +101,7 @@ def test_logs_are_json_with_the_request_id_and_metrics_are_emf(rie: RieProcess) 
     emf = [r for r in records if "_aws" in r]
     assert emf, invocation.logs
     names = {m["Name"] for d in emf[0]["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
-    assert {"Predictions", "ModelLoadTime"} <= names
+    assert {"Predictions", "ModelLoadSeconds"} <= names
     assert emf[0]["model_version"] == "1"
 
 

@@ -19,11 +19,20 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from batch_scoring import observability
 from model_store.artifact import Artifact
 from model_store.registry import Registry
 from tests.events import load_event
 
-from .conftest import REGISTRY_PREFIX, csv_text, iris_table, keys_under, parse_csv, read_object
+from .conftest import (
+    FEATURES,
+    REGISTRY_PREFIX,
+    csv_text,
+    iris_table,
+    keys_under,
+    parse_csv,
+    read_object,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -155,6 +164,7 @@ def test_a_key_with_spaces_and_non_ascii_characters_is_decoded_and_scored(
         "errors/café menu+plus.csv",
         "incoming/café menu+plus.csv",
         "predictions/café menu+plus.csv",
+        "reports/café menu+plus.html",
         "reports/café menu+plus.json",
     ]
     report = json.loads(read_object(s3, data_bucket, "reports/café menu+plus.json"))
@@ -238,7 +248,11 @@ def test_under_onnx_a_model_without_an_onnx_form_gets_a_failed_report_and_no_out
     with pytest.raises(handler_module.BatchFailedError, match="no ONNX form"):
         handler_module.handler(_event(data_bucket, "incoming/iris.csv"), context)
 
-    assert keys_under(s3, data_bucket) == ["incoming/iris.csv", "reports/iris.json"]
+    assert keys_under(s3, data_bucket) == [
+        "incoming/iris.csv",
+        "reports/iris.html",
+        "reports/iris.json",
+    ]
     report = json.loads(read_object(s3, data_bucket, "reports/iris.json"))
     assert report["status"] == "failed"
     assert "iris@2 has no ONNX form (skl2onnx cannot convert it)" in report["reason"]
@@ -286,12 +300,14 @@ def test_records_that_are_not_s3_events_are_ignored(
 
 
 def test_rows_scored_and_failed_are_emitted_as_emf_metrics(
+    monkeypatch: pytest.MonkeyPatch,
     handler_module: ModuleType,
     s3: S3Client,
     data_bucket: str,
     context: FakeLambdaContext,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    monkeypatch.setattr(observability, "_cold_start", False)  # a warm environment
     table = iris_table()
     body = csv_text(table.header, [*table.rows[:12], ["x", "1", "2"]])
     s3.put_object(Bucket=data_bucket, Key="incoming/m.csv", Body=body.encode())
@@ -313,7 +329,127 @@ def test_rows_scored_and_failed_are_emitted_as_emf_metrics(
     assert [sorted(d) for d in directive["Dimensions"]] == [["model_version", "service"]]
     assert (document["model_version"], document["service"]) == ("1", "batch-scoring")
     assert (document["RowsScored"], document["RowsFailed"]) == ([12.0], [1.0])
+    # 12 rows give no drift signal (model_store's MIN_DRIFT_ROWS): no PSI either.
     assert second == []
+
+
+def _units(document: dict[str, Any]) -> dict[str, str]:
+    [directive] = document["_aws"]["CloudWatchMetrics"]
+    return {m["Name"]: m["Unit"] for m in directive["Metrics"]}
+
+
+def _dimension_sets(document: dict[str, Any]) -> list[list[str]]:
+    [directive] = document["_aws"]["CloudWatchMetrics"]
+    return [sorted(names) for names in directive["Dimensions"]]
+
+
+def test_the_psi_of_each_feature_is_emitted_once_per_file_by_feature(
+    monkeypatch: pytest.MonkeyPatch,
+    handler_module: ModuleType,
+    s3: S3Client,
+    data_bucket: str,
+    context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(observability, "_cold_start", False)
+    table = iris_table(shift=1.5)  # drifted enough for some features to be flagged
+    s3.put_object(
+        Bucket=data_bucket,
+        Key="incoming/drift.csv",
+        Body=csv_text(table.header, table.rows).encode(),
+    )
+    event = _event(data_bucket, "incoming/drift.csv")
+    capsys.readouterr()
+
+    [summary] = handler_module.handler(event, context)["results"]
+    first = _emf(capsys.readouterr().out)
+    handler_module.handler(event, context)  # a duplicate: nothing emitted again
+    second = _emf(capsys.readouterr().out)
+
+    drift = json.loads(read_object(s3, data_bucket, "reports/drift.json"))["drift"]
+    assert summary["drift_flagged"]  # the threshold line on the dashboard means something
+    rows = [d for d in first if "RowsScored" in _units(d)]
+    psi = [d for d in first if "PSI" in _units(d)]
+    assert len(rows) == 1
+    assert len(first) == 1 + len(FEATURES)
+    # One document per feature: its dimensions are the feature's own, mixed with no other.
+    assert sorted(d["feature"] for d in psi) == sorted(FEATURES)
+    for document in psi:
+        [directive] = document["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "SklearnServerless"
+        assert _units(document) == {"PSI": "None"}
+        assert _dimension_sets(document) == [["feature", "service"]]
+        assert document["service"] == "batch-scoring"
+        assert "model_version" not in document
+        assert document["PSI"] == [drift["features"][document["feature"]]["psi"]]
+    assert second == []
+
+
+def test_the_first_invocation_of_an_environment_counts_one_cold_start(
+    monkeypatch: pytest.MonkeyPatch,
+    handler_module: ModuleType,
+    s3: S3Client,
+    data_bucket: str,
+    context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(observability, "_cold_start", True)  # a new execution environment
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", context.function_name)
+    _upload(s3, data_bucket, "incoming/cold.csv", rows=10)
+    capsys.readouterr()
+
+    handler_module.handler({"Records": []}, context)  # scores nothing
+    first = _emf(capsys.readouterr().out)
+    handler_module.handler(_event(data_bucket, "incoming/cold.csv"), context)
+    second = _emf(capsys.readouterr().out)
+
+    [document] = first
+    [directive] = document["_aws"]["CloudWatchMetrics"]
+    assert directive["Namespace"] == "SklearnServerless"
+    assert _units(document) == {"ColdStart": "Count"}
+    assert _dimension_sets(document) == [["function_name", "service"]]
+    assert (document["function_name"], document["service"]) == (
+        context.function_name,
+        "batch-scoring",
+    )
+    assert document["ColdStart"] == [1.0]
+    assert [_units(d) for d in second] == [{"RowsScored": "Count", "RowsFailed": "Count"}]
+
+
+def test_the_powertools_variables_name_the_service_and_the_namespace(
+    monkeypatch: pytest.MonkeyPatch,
+    handler_module: ModuleType,
+    s3: S3Client,
+    data_bucket: str,
+    context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    """What the template sets (POWERTOOLS_SERVICE_NAME, POWERTOOLS_METRICS_NAMESPACE) is
+    what the function uses, read at import as a new execution environment reads it."""
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "batch-scoring-staging")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Staging/Sklearn")
+    monkeypatch.setattr(observability, "_cold_start", True)
+    module = importlib.reload(handler_module)
+    module.loader.cache_dir = tmp_path / "env-model-cache"
+    _upload(s3, data_bucket, "incoming/env.csv")
+    capsys.readouterr()
+
+    module.handler(_event(data_bucket, "incoming/env.csv"), context)
+
+    documents = _emf(capsys.readouterr().out)
+    assert module.logger.service == "batch-scoring-staging"  # every log line's "service"
+    assert documents
+    for document in documents:
+        [directive] = document["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "Staging/Sklearn"
+        assert document["service"] == "batch-scoring-staging"
+    assert {name for d in documents for name in _units(d)} == {
+        "RowsScored",
+        "RowsFailed",
+        "PSI",
+        "ColdStart",
+    }
 
 
 def test_the_version_id_of_the_record_is_the_version_checked(
@@ -408,5 +544,6 @@ def test_while_s3_fails_the_batch_leaves_no_partial_output_and_a_retry_completes
         "errors/iris.csv",
         "incoming/iris.csv",
         "predictions/iris.csv",
+        "reports/iris.html",
         "reports/iris.json",
     ]

@@ -13,13 +13,19 @@ from __future__ import annotations
 import copy
 import json
 import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aws_lambda_powertools import Metrics
 from samcli.yamlhelper import yaml_parse
 from samtranslator.translator.transform import transform  # type: ignore[import-untyped]
 
+from batch_scoring import observability as batch_observability
+from model_store.batch import BatchReport, Drift, FeatureDrift, SourceInfo
+from predict_api import observability as api_observability
 from tests.events import load_event
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -49,6 +55,7 @@ OVERRIDES: dict[str, Any] = {
     "ApiReservedConcurrency": "17",
     "BatchReservedConcurrency": "3",
     "ApiAccessLogs": "true",
+    "DriftThreshold": "0.35",
 }
 FUNCTIONS = ("PredictApiFunction", "BatchScoringFunction")
 FUNCTION_ROUTES = {
@@ -73,6 +80,7 @@ NAME_PROPERTIES = {
     "AWS::S3::Bucket": "BucketName",
     "AWS::Lambda::Function": "FunctionName",
     "AWS::SQS::Queue": "QueueName",
+    "AWS::CloudWatch::Dashboard": "DashboardName",
 }
 SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
 
@@ -690,3 +698,257 @@ def test_only_the_publisher_role_may_write_under_models_when_named(stack: Stack)
         f"{MODEL_BUCKET_ARN}/{prefix}models/*"
     ]
     assert stack.render(guard["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]) == role
+
+
+# -- dashboard --------------------------------------------------------------------------
+
+# SEARCH('{Namespace,dim1,dim2} MetricName="X" dim1="v"', 'Sum', 300)
+SEARCH = re.compile(r"^SEARCH\('\{([^}]*)\} (.*)', '(\w+)', (\d+)\)$")
+SEARCH_TERM = re.compile(r'(\w+)="([^"]*)"')
+OBSERVABILITY = {
+    "PredictApiFunction": api_observability,
+    "BatchScoringFunction": batch_observability,
+}
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """A metric a widget draws: a row names every dimension's value; a SEARCH expression
+    names the exact dimension set (its schema) and filters on some of their values."""
+
+    namespace: str
+    metric: str
+    dimensions: frozenset[str]
+    values: tuple[tuple[str, str], ...]
+    stat: str
+    search: bool
+
+
+def dashboard(stack: Stack) -> tuple[str, list[dict[str, Any]]]:
+    """The dashboard's name and its widgets: the body must render to JSON."""
+    logical_id, resource = stack.only("AWS::CloudWatch::Dashboard")
+    body = json.loads(stack.render(resource["Properties"]["DashboardBody"]))
+    widgets: list[dict[str, Any]] = body["widgets"]
+    return stack.render({"Ref": logical_id}), widgets
+
+
+def drawn(widget: dict[str, Any]) -> list[Drawn]:
+    properties = widget["properties"]
+    found = []
+    for row in properties["metrics"]:
+        options = row[-1] if isinstance(row[-1], dict) else {}
+        if "expression" in options:
+            match = SEARCH.match(options["expression"])
+            assert match, options["expression"]
+            schema, terms, stat, _ = match.groups()
+            namespace, *names = schema.split(",")
+            filters = dict(SEARCH_TERM.findall(terms))
+            metric = filters.pop("MetricName")
+            assert set(filters) <= set(names), options["expression"]
+            values = tuple(sorted(filters.items()))
+            found.append(Drawn(namespace, metric, frozenset(names), values, stat, search=True))
+        else:
+            namespace, metric, *pairs = [cell for cell in row if isinstance(cell, str)]
+            dimensions = dict(zip(pairs[::2], pairs[1::2], strict=True))
+            stat = options.get("stat", properties.get("stat"))
+            values = tuple(sorted(dimensions.items()))
+            found.append(Drawn(namespace, metric, frozenset(dimensions), values, stat, False))
+    return found
+
+
+def widget_drawing(stack: Stack, metric: str) -> tuple[dict[str, Any], list[Drawn]]:
+    """The one widget that draws METRIC, and what it draws."""
+    _, widgets = dashboard(stack)
+    found = [(w, drawn(w)) for w in widgets if any(d.metric == metric for d in drawn(w))]
+    assert len(found) == 1, f"{len(found)} widgets draw {metric}"
+    return found[0]
+
+
+def api_dimensions(stack: Stack) -> tuple[tuple[str, str], ...]:
+    """ApiName and Stage, as the template's alarms name them."""
+    _, api = stack.only("AWS::ApiGateway::RestApi")
+    return (
+        ("ApiName", stack.render(api["Properties"]["Name"])),
+        ("Stage", stack.parameters["StageName"]),
+    )
+
+
+def function_variables(stack: Stack, function_id: str) -> dict[str, str]:
+    variables = stack.props(function_id)["Environment"]["Variables"]
+    return {name: stack.render(value) for name, value in variables.items()}
+
+
+def test_the_dashboard_is_named_for_the_stack_and_its_url_is_an_output(stack: Stack) -> None:
+    name, widgets = dashboard(stack)
+
+    # Dashboard names are per account, not per region: the region keeps two stacks apart.
+    assert name == "sklearn-serverless-us-east-1"
+    url = stack.render(stack.template["Outputs"]["DashboardUrl"]["Value"])
+    assert (
+        url
+        == f"https://console.aws.amazon.com/cloudwatch/home?region=us-east-1#dashboards:name={name}"
+    )
+    assert len(widgets) == 7
+    cells: set[tuple[int, int]] = set()
+    for widget in widgets:
+        assert widget["type"] == "metric"
+        assert widget["properties"]["region"] == "us-east-1"
+        assert widget["properties"]["title"]
+        assert widget["x"] + widget["width"] <= 24
+        area = {
+            (x, y)
+            for x in range(widget["x"], widget["x"] + widget["width"])
+            for y in range(widget["y"], widget["y"] + widget["height"])
+        }
+        assert not cells & area, f"{widget['properties']['title']} overlaps another widget"
+        cells |= area
+
+
+def test_the_dashboard_shows_api_latency_p50_and_p99(stack: Stack) -> None:
+    _, metrics = widget_drawing(stack, "Latency")
+
+    assert {(d.namespace, d.metric, d.values, d.stat) for d in metrics} == {
+        ("AWS/ApiGateway", "Latency", api_dimensions(stack), "p50"),
+        ("AWS/ApiGateway", "Latency", api_dimensions(stack), "p99"),
+    }
+
+
+def test_the_dashboard_shows_api_4xx_and_5xx(stack: Stack) -> None:
+    _, metrics = widget_drawing(stack, "5XXError")
+
+    assert {(d.namespace, d.metric, d.values, d.stat) for d in metrics} == {
+        ("AWS/ApiGateway", "4XXError", api_dimensions(stack), "Sum"),
+        ("AWS/ApiGateway", "5XXError", api_dimensions(stack), "Sum"),
+    }
+
+
+def test_the_throttles_widget_counts_both_functions_and_says_where_429s_are(
+    stack: Stack,
+) -> None:
+    widget, metrics = widget_drawing(stack, "Throttles")
+
+    functions = [(("FunctionName", stack.render({"Ref": f})),) for f in FUNCTIONS]
+    assert {(d.namespace, d.metric, d.values, d.stat) for d in metrics} == {
+        ("AWS/Lambda", "Throttles", functions[0], "Sum"),
+        ("AWS/Lambda", "Throttles", functions[1], "Sum"),
+        ("AWS/ApiGateway", "4XXError", api_dimensions(stack), "Sum"),
+    }
+    # API Gateway has no metric of its own for 429s: the title says where they are.
+    title = widget["properties"]["title"]
+    assert "429" in title
+    assert "4XXError" in title
+
+
+@pytest.mark.parametrize("function_id", FUNCTIONS)
+def test_the_functions_read_the_service_and_namespace_their_code_defaults_to(
+    stack: Stack, function_id: str
+) -> None:
+    variables = function_variables(stack, function_id)
+    module = OBSERVABILITY[function_id]
+
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == module.NAMESPACE
+    assert variables["POWERTOOLS_SERVICE_NAME"] == module.SERVICE
+
+
+def _emitted_by_the_functions(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> list[dict[str, Any]]:
+    """The EMF documents of a cold API invocation with a model load and a batch, and of a
+    batch invocation scoring a file with a drift signal, written by the functions' own
+    code with the template's namespace and service names."""
+    api = function_variables(stack, "PredictApiFunction")
+    batch = function_variables(stack, "BatchScoringFunction")
+    capsys.readouterr()
+
+    api_metrics = api_observability.metrics
+    api_metrics.clear_metrics()
+    monkeypatch.setattr(api_metrics, "namespace", api["POWERTOOLS_METRICS_NAMESPACE"])
+    monkeypatch.setattr(api_metrics, "service", api["POWERTOOLS_SERVICE_NAME"])
+    api_observability.record_model_load("7", 0.25)
+    api_observability.record_prediction("7", 3, batch=True)
+    api_metrics.flush_metrics()
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", stack.render({"Ref": "PredictApiFunction"}))
+    api_observability.record_cold_start(api_metrics.service, api_metrics.namespace)
+
+    batch_metrics = Metrics(
+        service=batch["POWERTOOLS_SERVICE_NAME"], namespace=batch["POWERTOOLS_METRICS_NAMESPACE"]
+    )
+    report = BatchReport(
+        status="succeeded",
+        source=SourceInfo(location="s3://data/incoming/a.csv"),
+        model={"name": "iris", "version": "7"},
+        rows_in=120,
+        rows_scored=119,
+        rows_failed=1,
+        drift=Drift(
+            threshold=0.2,
+            rows=119,
+            features={
+                "sepal_length": FeatureDrift(psi=0.05, flagged=False),
+                "petal_width": FeatureDrift(psi=0.4, flagged=True),
+            },
+        ),
+        started_at=datetime.now(UTC),
+    )
+    batch_observability.record_report(batch_metrics, report)
+    batch_metrics.flush_metrics()
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", stack.render({"Ref": "BatchScoringFunction"}))
+    batch_observability.record_cold_start(batch_metrics.service, batch_metrics.namespace)
+
+    lines = capsys.readouterr().out.splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{") and '"_aws"' in line]
+
+
+def test_the_dashboard_draws_the_metrics_the_functions_emit(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Namespace, metric names, dimension sets and service names as the code writes them:
+    a metric drawn under another name or dimension set would be an empty graph."""
+    documents = _emitted_by_the_functions(stack, monkeypatch, capsys)
+    emitted = [
+        (directive["Namespace"], metric["Name"], dimensions, document)
+        for document in documents
+        for directive in document["_aws"]["CloudWatchMetrics"]
+        for dimensions in directive["Dimensions"]
+        for metric in directive["Metrics"]
+    ]
+    namespace = function_variables(stack, "PredictApiFunction")["POWERTOOLS_METRICS_NAMESPACE"]
+    _, widgets = dashboard(stack)
+    custom = [d for w in widgets for d in drawn(w) if not d.namespace.startswith("AWS/")]
+
+    for metric in custom:
+        assert metric.namespace == namespace, metric
+        assert any(
+            (n, name) == (metric.namespace, metric.metric)
+            and frozenset(dimensions) == metric.dimensions
+            and all(document[k] == v for k, v in metric.values)
+            for n, name, dimensions, document in emitted
+        ), f"the functions emit no {metric}"
+    services = {f: function_variables(stack, f)["POWERTOOLS_SERVICE_NAME"] for f in FUNCTIONS}
+    api, batch = services["PredictApiFunction"], services["BatchScoringFunction"]
+    shown = {(d.metric, dict(d.values)["service"], d.search) for d in custom}
+    assert shown == {
+        (api_observability.COLD_START, api, False),
+        (batch_observability.COLD_START, batch, False),
+        (api_observability.PREDICTIONS, api, True),  # by model_version: the one in service
+        (batch_observability.ROWS_SCORED, batch, True),
+        (batch_observability.ROWS_FAILED, batch, True),
+        (batch_observability.PSI, batch, True),  # by feature
+    }
+    by_metric = {d.metric: d for d in custom if d.search}
+    assert api_observability.MODEL_VERSION in by_metric[api_observability.PREDICTIONS].dimensions
+    assert (
+        batch_observability.MODEL_VERSION in by_metric[batch_observability.ROWS_SCORED].dimensions
+    )
+    assert batch_observability.FEATURE in by_metric[batch_observability.PSI].dimensions
+    cold = {dict(d.values)["function_name"] for d in custom if d.metric == "ColdStart"}
+    assert cold == {stack.render({"Ref": f}) for f in FUNCTIONS}
+
+
+def test_the_drift_widget_draws_the_threshold_the_batch_function_flags_at(stack: Stack) -> None:
+    widget, _ = widget_drawing(stack, batch_observability.PSI)
+
+    [line] = widget["properties"]["annotations"]["horizontal"]
+    threshold = function_variables(stack, "BatchScoringFunction")["DRIFT_THRESHOLD"]
+    assert threshold == str(stack.parameters["DriftThreshold"])
+    assert line["value"] == float(threshold)

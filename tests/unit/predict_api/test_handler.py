@@ -18,6 +18,7 @@ import pytest
 from model_store import LoadedModel
 from model_store.artifact import Artifact
 from model_store.registry import Registry
+from predict_api import observability
 from predict_api.observability import logger
 from tests.events import load_event
 
@@ -492,8 +493,12 @@ def _dimensions(document: dict[str, Any]) -> set[str]:
 
 
 def test_emf_metrics_after_predictions(
-    handler_module: ModuleType, lambda_context: object, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch,
+    handler_module: ModuleType,
+    lambda_context: object,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    monkeypatch.setattr(observability, "_cold_start", False)  # ColdStart: test_observability.py
     capsys.readouterr()
 
     _invoke(handler_module, load_event("predict.json"), lambda_context)
@@ -505,12 +510,12 @@ def test_emf_metrics_after_predictions(
 
     assert len(first) == 1, first
     cold = first[0]
-    assert _metric_names(cold) == {"Predictions", "ModelLoadTime"}
+    assert _metric_names(cold) == {"Predictions", "ModelLoadSeconds"}
     assert "model_version" in _dimensions(cold)
     assert cold["model_version"] == "1"
     assert cold["Predictions"] == [1.0]
-    assert len(cold["ModelLoadTime"]) == 1
-    assert cold["ModelLoadTime"][0] > 0
+    assert len(cold["ModelLoadSeconds"]) == 1
+    assert cold["ModelLoadSeconds"][0] > 0
     assert cold["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "SklearnServerless"
 
     assert len(second) == 1, second
