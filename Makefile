@@ -11,7 +11,12 @@ PYTHON_VERSION ?= 3.13
 # The one architecture switch: the layers' wheels, the functions, and the built template
 # (which then accepts no other Architecture at deploy).
 ARCH ?= x86_64
-BUILD_DIR := .aws-sam/build$(if $(filter 3.13,$(PYTHON_VERSION)),,-py$(PYTHON_VERSION))$(if $(filter x86_64,$(ARCH)),,-$(ARCH))
+# sam keeps its build.toml (each layer's source hash) beside the build dir, so every
+# build dir with its own cache needs its own parent: two caches under one build.toml take
+# each other's hashes as theirs and copy a stale layer. The runtime's build lives where
+# `sam deploy` looks (.aws-sam/build) whatever ARCH (sam's definitions tell architectures
+# apart); the local-Python variant lives under .aws-sam/py3.X/.
+BUILD_DIR := .aws-sam/$(if $(filter 3.13,$(PYTHON_VERSION)),,py$(PYTHON_VERSION)/)build
 SAM    := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam
 
 .DEFAULT_GOAL := help

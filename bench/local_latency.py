@@ -133,7 +133,7 @@ def main() -> None:
         "--no-build",
         dest="build",
         action="store_false",
-        help="run the functions as .aws-sam/build-py3.X holds them (default: make build first, "
+        help="run the functions as .aws-sam/py3.X/build holds them (default: make build first, "
         "as make local does)",
     )
     parser.add_argument(

@@ -60,12 +60,11 @@ def local_arch() -> str:
 
 
 def build_dir(python_version: str | None = None, root: Path = ROOT) -> Path:
-    """Where `make build PYTHON_VERSION=... ARCH=...` puts the built functions and layers
-    (the Makefile's BUILD_DIR)."""
+    """Where `make build PYTHON_VERSION=...` puts the built functions and layers (the
+    Makefile's BUILD_DIR)."""
     version = python_version or local_python_version()
-    name = "build" if version == "3.13" else f"build-py{version}"
-    arch = local_arch()
-    return root / ".aws-sam" / (name if arch == "x86_64" else f"{name}-{arch}")
+    variant = root / ".aws-sam" if version == "3.13" else root / ".aws-sam" / f"py{version}"
+    return variant / "build"
 
 
 class BuildError(RuntimeError):

@@ -12,6 +12,8 @@ from types import ModuleType
 import pytest
 from samcli.yamlhelper import yaml_parse
 
+from devstack import runtime
+
 ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "template.yaml"
 
@@ -85,15 +87,45 @@ def test_pure_python_layers_pin_nothing(build: Path) -> None:
     assert architecture(build)["AllowedValues"] == ["x86_64", "arm64"]
 
 
-def test_make_build_passes_one_arch_to_the_layers_and_the_functions() -> None:
+def _planned_sam_build(*variables: str) -> str:
     planned = subprocess.run(
-        ["make", "-n", "--no-print-directory", "build", "ARCH=arm64"],
+        ["make", "-n", "--no-print-directory", "build", *variables],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
     ).stdout.replace("\\\n", " ")
-    sam = next(line for line in planned.splitlines() if " build --build-dir " in line)
+    return next(line for line in planned.splitlines() if " build --build-dir " in line)
+
+
+def _option(command: str, name: str) -> str:
+    words = command.split()
+    return words[words.index(name) + 1]
+
+
+def test_make_build_passes_one_arch_to_the_layers_and_the_functions() -> None:
+    sam = _planned_sam_build("ARCH=arm64")
     assert "LAYER_ARCH=arm64" in sam
     assert "--parameter-overrides Architecture=arm64" in sam
-    assert ".aws-sam/build-arm64" in sam  # never mixed with an x86_64 build's cache
+    # Where `sam deploy` looks for the built template, whatever the architecture.
+    assert _option(sam, "--build-dir") == ".aws-sam/build"
+
+
+def test_each_build_toml_serves_one_cache() -> None:
+    # sam writes build.toml (each layer's source hash) beside the build dir; two caches
+    # under one build.toml take each other's hashes as theirs and copy a stale layer (seen:
+    # the 3.13 build kept a model_store layer from before a change the 3.11 build had seen).
+    caches: dict[Path, set[str]] = {}
+    for version in ("3.13", "3.11", "3.12"):
+        for arch in ("x86_64", "arm64"):
+            sam = _planned_sam_build(f"PYTHON_VERSION={version}", f"ARCH={arch}")
+            build_toml = Path(_option(sam, "--build-dir")).parent / "build.toml"
+            caches.setdefault(build_toml, set()).add(_option(sam, "--cache-dir"))
+    assert len(caches) == 3  # one per Python version
+    assert all(len(dirs) == 1 for dirs in caches.values()), caches
+
+
+def test_devstack_builds_where_the_makefile_does() -> None:
+    for version in ("3.13", "3.11"):
+        sam = _planned_sam_build(f"PYTHON_VERSION={version}")
+        assert runtime.build_dir(version, ROOT) == ROOT / _option(sam, "--build-dir")
