@@ -31,7 +31,13 @@ from model_store.loading import LoadedModel, load_model
 from model_store.manifest import Manifest, OnnxForm, ParityProof
 from model_store.registry import Registry, open_registry
 from model_store.runtimes import RUNTIME_NAMES, ModelRuntime, RuntimeName
-from model_store.schema import batch_model, example_record, record_model, records_matrix
+from model_store.schema import (
+    batch_model,
+    batch_records,
+    example_record,
+    record_model,
+    records_matrix,
+)
 from model_store.scoring import Predictions
 
 __all__ = [
@@ -64,6 +70,7 @@ __all__ = [
     "VersionExistsError",
     "VersionNotFoundError",
     "batch_model",
+    "batch_records",
     "example_record",
     "load_model",
     "open_registry",

@@ -16,8 +16,10 @@ from model_store import (
     Manifest,
     Predictions,
     batch_model,
+    batch_records,
     example_record,
     record_model,
+    records_matrix,
 )
 from model_store.artifact import Artifact
 from model_store.loading import LoadedModel, load_artifact_dir
@@ -280,3 +282,29 @@ def test_batch_model_builds_its_own_record(manifest: Manifest) -> None:
     with pytest.raises(ValidationError):
         batch.model_validate({"records": [{**example_record(manifest), "colour": 1.0}]})
     assert batch.model_validate({"records": [example_record(manifest)]})
+
+
+def test_records_matrix_follows_the_declared_features_not_attribute_order(
+    manifest: Manifest, record_cls: type[BaseModel]
+) -> None:
+    batch = batch_model(manifest, record_cls)
+    rows = [
+        {name: float(10 * r + c) for c, name in enumerate(manifest.feature_names)} for r in range(3)
+    ]
+    # Keys in reverse: validation must still place each value under its feature.
+    parsed = batch.model_validate({"records": [dict(reversed(row.items())) for row in rows]})
+    records = batch_records(parsed)
+    for record in records:
+        # A record whose attribute dict is in another order (as pydantic could keep it).
+        object.__setattr__(record, "__dict__", dict(reversed(record.__dict__.items())))
+    matrix = records_matrix(records)
+    expected = [[row[name] for name in manifest.feature_names] for row in rows]
+    assert matrix.tolist() == expected
+    assert records_matrix([]).shape == (0, 0)
+
+
+def test_records_matrix_of_one_feature() -> None:
+    class One(BaseModel):
+        f0: float
+
+    assert records_matrix([One(f0=1.5), One(f0=2.0)]).tolist() == [[1.5], [2.0]]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
 
-from model_store import LoadedModel, Predictions, UnscorableError, records_matrix
+from model_store import LoadedModel, Predictions, UnscorableError, batch_records, records_matrix
 from model_store.scoring import Matrix
 from model_store.tracing import subsegment
 from predict_api.errors import ApiError, request_id_of
@@ -240,7 +240,7 @@ async def batch_predict(request: Request) -> Response:
     loaded = service.model()
     _check_size(body, service.body_limit(loaded.manifest, batch=True))
     batch = _validate(service.schemas(loaded.manifest).batch, body)
-    records: list[BaseModel] = batch.__dict__["records"]
+    records = batch_records(batch)
     result = _scored(loaded, records_matrix(records), batch=True)
     record_prediction(loaded.version, len(records), batch=True)
     classes = result.classes
