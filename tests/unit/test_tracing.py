@@ -14,7 +14,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from model_store import Artifact
+from model_store import Artifact, tracing
 from model_store.loader import ModelLoader
 from model_store.registry import Registry
 from model_store.registry.s3_http import S3HttpStore
@@ -50,8 +50,13 @@ def daemon(monkeypatch: pytest.MonkeyPatch) -> Iterator[Daemon]:
     listening = Daemon()
     monkeypatch.setenv(DAEMON_ADDRESS, listening.address)
     monkeypatch.setenv(TRACE_HEADER, f"Root={ROOT};Parent={PARENT};Sampled=1")
+    # The sending side of this test alone, closed after it (a function keeps its own for life).
+    sender = tracing._Daemon()
+    monkeypatch.setattr(tracing, "_daemon", sender)
     yield listening
     listening.socket.close()
+    if sender._socket is not None:
+        sender._socket.close()
 
 
 def test_nothing_is_sent_when_the_invocation_is_not_sampled(
