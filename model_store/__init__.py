@@ -9,6 +9,7 @@ when a model is first loaded with it.
 from model_store.artifact import Artifact
 from model_store.exceptions import (
     AliasNotFoundError,
+    DataBucketError,
     IncompatibleModelError,
     InputError,
     IntegrityError,
@@ -21,6 +22,7 @@ from model_store.exceptions import (
     NotFoundError,
     NothingToRollBackError,
     RegistryError,
+    StorageError,
     TrainingDataError,
     UnscorableError,
     VersionExistsError,
@@ -44,6 +46,7 @@ __all__ = [
     "RUNTIME_NAMES",
     "AliasNotFoundError",
     "Artifact",
+    "DataBucketError",
     "IncompatibleModelError",
     "InputError",
     "IntegrityError",
@@ -65,6 +68,7 @@ __all__ = [
     "Registry",
     "RegistryError",
     "RuntimeName",
+    "StorageError",
     "TrainingDataError",
     "UnscorableError",
     "VersionExistsError",

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from model_store.aws_errors import describe_error
 from model_store.exceptions import ModelStoreError
 
 if TYPE_CHECKING:
@@ -31,11 +32,7 @@ class ApiKey:
 
 
 def _fail(action: str, exc: Exception) -> KeyManagementError:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict) and "Error" in response:
-        error = response["Error"]
-        return KeyManagementError(f"{action} failed: {error.get('Code')}: {error.get('Message')}")
-    return KeyManagementError(f"{action} failed: {exc}")
+    return KeyManagementError(f"{action} failed: {describe_error(exc)}")
 
 
 def usage_plan_of_stack(cloudformation: CloudFormationClient, stack: str) -> str:

@@ -59,8 +59,17 @@ class MissingFormError(ModelStoreError):
     """The model has no form the requested serving runtime can run (no ONNX form, say)."""
 
 
-class RegistryError(ModelStoreError):
-    """The storage behind the registry failed (S3 error, permissions, network)."""
+class StorageError(ModelStoreError):
+    """A storage call failed (an S3 or KMS error, permissions, the network); the message
+    names the bucket and key."""
+
+
+class RegistryError(StorageError):
+    """The storage behind the registry failed."""
+
+
+class DataBucketError(StorageError):
+    """The bucket a batch reads its input from or writes its outputs to failed."""
 
 
 class ModelUnavailableError(ModelStoreError):

@@ -26,14 +26,25 @@ import operator
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import chain
 from typing import TYPE_CHECKING, TextIO, cast
 
 import numpy as np
 import numpy.typing as npt
 
-from model_store.batch.report import MIN_DRIFT_ROWS, Drift, FeatureDrift, RowError
-from model_store.batch.sinks import Sink
+from model_store.batch.inputs import GZIP_ERRORS
+from model_store.batch.report import (
+    DEFAULT_DRIFT_THRESHOLD,
+    MIN_DRIFT_ROWS,
+    BatchReport,
+    Drift,
+    FeatureDrift,
+    ModelRef,
+    RowError,
+    SourceInfo,
+)
+from model_store.batch.sinks import Output, Sink
 from model_store.drift import bin_counts, population_stability_index
 from model_store.loading import LoadedModel
 
@@ -196,18 +207,73 @@ class Tally:
     passthrough_columns: list[str] = field(default_factory=list)
     drift: Drift | None = None
 
-    def report_fields(self, duration: float) -> dict[str, object]:
-        """What a succeeded BatchReport takes from the scoring run."""
-        return {
-            "rows_in": self.rows_in,
-            "rows_scored": self.rows_scored,
-            "rows_failed": self.rows_failed,
-            "first_errors": self.first_errors,
-            "passthrough_columns": self.passthrough_columns,
-            "drift": self.drift,
-            "duration_seconds": duration,
-            "rows_per_second": self.rows_in / duration if duration > 0 else 0.0,
-        }
+    def report(
+        self,
+        *,
+        source: SourceInfo,
+        started_at: datetime,
+        duration: float,
+        model: ModelRef,
+        outputs: dict[str, str],
+    ) -> BatchReport:
+        """The succeeded report of this scoring run."""
+        return BatchReport(
+            status="succeeded",
+            source=source,
+            model=model,
+            outputs=outputs,
+            rows_in=self.rows_in,
+            rows_scored=self.rows_scored,
+            rows_failed=self.rows_failed,
+            first_errors=self.first_errors,
+            passthrough_columns=self.passthrough_columns,
+            drift=self.drift,
+            started_at=started_at,
+            duration_seconds=duration,
+            rows_per_second=self.rows_in / duration if duration > 0 else 0.0,
+        )
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The file as a whole cannot be scored; its outputs were aborted."""
+
+    reason: str
+
+
+def score_stream(
+    text: TextIO,
+    model: LoadedModel,
+    predictions: Sink,
+    errors: Sink,
+    *,
+    gzipped: bool = False,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    drift_threshold: float = DEFAULT_DRIFT_THRESHOLD,
+    progress: Callable[[int], None] | None = None,
+    neutralise_formulas: bool = True,
+) -> Tally | Refused:
+    """Score TEXT into the two sinks (as score_text does), committed when it succeeds and
+    aborted otherwise: a file that cannot be scored as a whole (including a .csv.gz that
+    is not readable gzip: the bytes will not change on a retry) is Refused; any other
+    failure propagates."""
+    refusable: tuple[type[BaseException], ...] = GZIP_ERRORS if gzipped else ()
+    try:
+        with predictions, errors:
+            return score_text(
+                text,
+                model,
+                predictions,
+                errors,
+                chunk_rows=chunk_rows,
+                drift_threshold=drift_threshold,
+                progress=progress,
+                neutralise_formulas=neutralise_formulas,
+            )
+    except FileRejected as exc:
+        return Refused(str(exc))
+    except refusable as exc:
+        return Refused(f"not a readable gzip file ({type(exc).__name__}: {exc})")
 
 
 def _match_columns(header: list[str], features: list[str]) -> list[int]:
@@ -273,8 +339,8 @@ class _Scorer:
     def __init__(
         self,
         model: LoadedModel,
-        predictions: Sink,
-        errors: Sink,
+        predictions: Output,
+        errors: Output,
         chunk_rows: int,
         drift_threshold: float,
         header: list[str],
@@ -585,11 +651,11 @@ def _csv_line(cells: Sequence[object]) -> str:
 def score_text(
     text: TextIO,
     model: LoadedModel,
-    predictions: Sink,
-    errors: Sink,
+    predictions: Output,
+    errors: Output,
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    drift_threshold: float = 0.2,
+    drift_threshold: float = DEFAULT_DRIFT_THRESHOLD,
     progress: Callable[[int], None] | None = None,
     neutralise_formulas: bool = True,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
@@ -604,8 +670,8 @@ def score_text(
     of text (bytes, for ASCII); ``max_line_bytes`` and ``max_columns`` bound a record as
     the module's docstring says.
 
-    Raises FileRejected when the file as a whole cannot be scored; the caller aborts
-    the sinks then. Sinks are neither committed nor aborted here.
+    Raises FileRejected when the file as a whole cannot be scored. Outputs are only
+    written to here; score_stream commits or aborts them.
     """
     if min(chunk_rows, chunk_bytes, max_line_bytes, max_columns) < 1:
         raise ValueError("chunk and record limits must be positive")

@@ -92,7 +92,7 @@ def _text(field: str, value: str | None, missing: str = "none") -> str:
 
 
 def _status(report: BatchReport) -> str:
-    model = f"{report.model['name']}@{report.model['version']}" if report.model else None
+    model = f"{report.model.name}@{report.model.version}" if report.model else None
     rows = [
         f'<section class="status {report.status}">',
         "<h1>Batch report</h1>",

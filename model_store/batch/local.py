@@ -7,9 +7,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from model_store.batch.engine import DEFAULT_CHUNK_ROWS, FileRejected, score_text
-from model_store.batch.inputs import GZIP_ERRORS, csv_text, input_stem, is_gzip
-from model_store.batch.report import BatchReport, SourceInfo
+from model_store.batch.engine import DEFAULT_CHUNK_ROWS, Refused, score_stream
+from model_store.batch.inputs import csv_text, input_stem, is_gzip
+from model_store.batch.report import DEFAULT_DRIFT_THRESHOLD, BatchReport, ModelRef, SourceInfo
 from model_store.batch.sinks import FileSink
 from model_store.loading import LoadedModel
 
@@ -20,7 +20,7 @@ def score_file(
     out_dir: Path,
     *,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    drift_threshold: float = 0.2,
+    drift_threshold: float = DEFAULT_DRIFT_THRESHOLD,
     progress: Callable[[int], None] | None = None,
     neutralise_formulas: bool = True,
 ) -> BatchReport:
@@ -34,52 +34,36 @@ def score_file(
     }
     started_at = datetime.now(UTC)
     started = time.perf_counter()
-    model_info = {"name": model.name, "version": model.version}
-    base = {
-        "source": SourceInfo(location=str(source)),
-        "started_at": started_at,
-        "model": model_info,
-    }
-    predictions = FileSink(paths["predictions"])
-    errors = FileSink(paths["errors"])
-    try:
-        with source.open("rb") as binary, csv_text(binary, gzipped=is_gzip(source.name)) as text:
-            tally = score_text(
-                text,
-                model,
-                predictions,
-                errors,
-                chunk_rows=chunk_rows,
-                drift_threshold=drift_threshold,
-                progress=progress,
-                neutralise_formulas=neutralise_formulas,
-            )
-        predictions.commit()
-        errors.commit()
-    except (FileRejected, *GZIP_ERRORS) as exc:
-        predictions.abort()
-        errors.abort()
-        reason = str(exc) if isinstance(exc, FileRejected) else f"not a readable gzip file: {exc}"
-        report = BatchReport.model_validate(
-            {
-                **base,
-                "status": "rejected",
-                "reason": reason,
-                "duration_seconds": time.perf_counter() - started,
-            }
+    gzipped = is_gzip(source.name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with source.open("rb") as binary, csv_text(binary, gzipped=gzipped) as text:
+        scored = score_stream(
+            text,
+            model,
+            FileSink(paths["predictions"]),
+            FileSink(paths["errors"]),
+            gzipped=gzipped,
+            chunk_rows=chunk_rows,
+            drift_threshold=drift_threshold,
+            progress=progress,
+            neutralise_formulas=neutralise_formulas,
         )
-    except BaseException:
-        predictions.abort()
-        errors.abort()
-        raise
+    info = SourceInfo(location=str(source))
+    duration = time.perf_counter() - started
+    ref = ModelRef(name=model.name, version=model.version)
+    if isinstance(scored, Refused):
+        report = BatchReport(
+            status="rejected",
+            reason=scored.reason,
+            source=info,
+            model=ref,
+            started_at=started_at,
+            duration_seconds=duration,
+        )
     else:
-        report = BatchReport.model_validate(
-            {
-                **base,
-                "status": "succeeded",
-                "outputs": {k: str(v) for k, v in paths.items() if k != "report"},
-                **tally.report_fields(time.perf_counter() - started),
-            }
+        outputs = {k: str(v) for k, v in paths.items() if k != "report"}
+        report = scored.report(
+            source=info, started_at=started_at, duration=duration, model=ref, outputs=outputs
         )
     paths["report"].write_bytes(report.to_json())
     from model_store.batch.html_report import render_html  # batch reports only, on use

@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Status = Literal["succeeded", "rejected", "failed"]
 
+# A feature's population stability index above this flags it as drifted.
+DEFAULT_DRIFT_THRESHOLD = 0.2
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -18,6 +21,11 @@ class SourceInfo(_Model):
     location: str
     etag: str | None = None
     version_id: str | None = None
+
+
+class ModelRef(_Model):
+    name: str
+    version: str
 
 
 class RowError(_Model):
@@ -32,7 +40,7 @@ class FeatureDrift(_Model):
 
 # Scored rows below which PSI says nothing: for an unchanged population its expected value
 # is about (bins - 1) / rows from sampling noise alone, so with ten bins a few dozen rows
-# reach the 0.2 threshold and a handful flag every feature (one row gave PSI 6-8).
+# reach the default threshold and a handful flag every feature (one row gave PSI 6-8).
 MIN_DRIFT_ROWS = 100
 
 
@@ -52,7 +60,7 @@ class BatchReport(_Model):
     status: Status
     reason: str | None = None
     source: SourceInfo
-    model: dict[str, str] | None = None
+    model: ModelRef | None = None
     outputs: dict[str, str] = Field(default_factory=dict)
     rows_in: int = 0
     rows_scored: int = 0

@@ -17,19 +17,25 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from model_store.batch.engine import DEFAULT_CHUNK_ROWS, FileRejected, score_text
+from model_store.aws_errors import describe_error, is_not_found
+from model_store.batch.engine import DEFAULT_CHUNK_ROWS, Refused, score_stream
 from model_store.batch.inputs import (
     ACCEPTED,
     DEFAULT_MAX_GZIP_BYTES,
-    GZIP_ERRORS,
     csv_text,
     input_stem,
     is_gzip,
     too_large,
 )
-from model_store.batch.report import BatchReport, SourceInfo
+from model_store.batch.report import (
+    DEFAULT_DRIFT_THRESHOLD,
+    BatchReport,
+    ModelRef,
+    SourceInfo,
+    Status,
+)
 from model_store.batch.sinks import S3MultipartSink
-from model_store.exceptions import ModelStoreError, RegistryError
+from model_store.exceptions import DataBucketError, ModelStoreError
 from model_store.loading import LoadedModel
 
 if TYPE_CHECKING:
@@ -74,12 +80,12 @@ def score_s3_object(
     version_id: str | None = None,
     layout: OutputLayout | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    drift_threshold: float = 0.2,
+    drift_threshold: float = DEFAULT_DRIFT_THRESHOLD,
     neutralise_formulas: bool = True,
     max_gzip_bytes: int = DEFAULT_MAX_GZIP_BYTES,
 ) -> Outcome:
-    """Score one object. Rejected files get a report; other failures raise after one."""
-    layout = layout or OutputLayout()
+    """Score one object: refuse what cannot be, skip what is done or superseded, score
+    the rest. Rejected files get a report; other failures raise after one."""
     if key.endswith("/"):
         # A "folder" the S3 console makes: not a file anybody dropped.
         log.info("s3://%s/%s is a folder marker; nothing to score", bucket, key)
@@ -90,128 +96,220 @@ def score_s3_object(
             started_at=datetime.now(UTC),
         )
         return Outcome(folder, duplicate=True)
-    keys = layout.keys(key)
-    started_at = datetime.now(UTC)
-    started = time.perf_counter()
-    source = SourceInfo(location=f"s3://{bucket}/{key}", version_id=version_id)
-    outputs = {name: f"s3://{bucket}/{k}" for name, k in keys.items() if name != "report"}
+    run = _ObjectRun(client, bucket, key, version_id, (layout or OutputLayout()).keys(key))
+    refused = run.refusal()
+    if refused is not None:
+        return Outcome(refused, duplicate=False)
 
-    def report(**fields: object) -> BatchReport:
-        duration = time.perf_counter() - started
-        built = BatchReport.model_validate(
-            {"source": source, "started_at": started_at, "duration_seconds": duration, **fields}
-        )
-        _put(client, bucket, keys["report"], built.to_json(), "application/json")
-        _put_html(client, bucket, keys["report"], built)
-        return built
-
-    unusable = _unusable_output_keys(key, keys)
-    if unusable:
-        # Not about this attempt: retrying would fail alike, so the file is refused now.
-        if len(keys["report"].encode()) > MAX_KEY_BYTES:  # only with longer custom prefixes
-            log.warning("%s is refused and gets no report: %s", source.location, unusable)
-            refused = BatchReport(
-                status="rejected", reason=unusable, source=source, started_at=started_at
-            )
-            return Outcome(refused, duplicate=False)
-        return Outcome(report(status="rejected", reason=unusable), duplicate=False)
-    if input_stem(key) is None:
-        name = key.rsplit("/", 1)[-1]
-        return Outcome(report(status="rejected", reason=f"{ACCEPTED}: {name}"), duplicate=False)
-
-    try:
-        head = (
-            client.head_object(Bucket=bucket, Key=key, VersionId=version_id)
-            if version_id
-            else client.head_object(Bucket=bucket, Key=key)
-        )
-    except Exception as exc:
-        failed = report(status="failed", reason=f"cannot read the object: {_describe(exc)}")
-        raise RegistryError(failed.reason or "") from exc
-    source = SourceInfo(
-        location=source.location,
-        etag=head["ETag"].strip('"'),
-        version_id=head.get("VersionId") or version_id,
-    )
-    previous = _previous_report(client, bucket, keys["report"])
-    if (
-        previous is not None
-        and previous.status != "failed"
-        and _same_object(previous.source, source)
-    ):
-        log.info("%s was already scored (%s); nothing to do", source.location, previous.status)
+    size = run.head()
+    previous = run.previous_report()
+    if previous is not None and previous.status != "failed" and run.is_source_of(previous):
+        log.info("%s was already scored (%s); nothing to do", run.source.location, previous.status)
         return Outcome(previous, duplicate=True)
-    try:
-        latest = _latest_version(client, bucket, key) if version_id else None
-    except Exception as exc:
-        failed = report(status="failed", reason=f"cannot read the object: {_describe(exc)}")
-        raise RegistryError(failed.reason or "") from exc
-    if version_id and latest != version_id:
+    if run.superseded():
         # A late (re)delivery for a version that has since been overwritten or deleted:
         # the outputs belong to what replaced it, whose own event scores it.
         log.info("%s version %s is superseded by a newer upload; skipped", key, version_id)
-        skipped = BatchReport(
-            status="rejected",
-            reason=f"version {version_id} was superseded by a newer upload of {key}",
-            source=source,
-            started_at=started_at,
-        )
-        return Outcome(previous or skipped, duplicate=True)
-
-    gzipped = is_gzip(key)
-    if gzipped and head["ContentLength"] > max_gzip_bytes:
-        reason = too_large(head["ContentLength"], max_gzip_bytes)
-        return Outcome(report(status="rejected", reason=reason), duplicate=False)
+        return Outcome(previous or run.superseded_report(), duplicate=True)
+    if is_gzip(key) and size > max_gzip_bytes:
+        return Outcome(run.report("rejected", too_large(size, max_gzip_bytes)), duplicate=False)
 
     try:
         loaded = model()
     except ModelStoreError as exc:
-        report(status="failed", reason=f"no model: {exc}")
+        run.report("failed", f"no model: {exc}")
         raise
+    report = run.score(
+        loaded,
+        chunk_rows=chunk_rows,
+        drift_threshold=drift_threshold,
+        neutralise_formulas=neutralise_formulas,
+    )
+    return Outcome(report, duplicate=False)
 
-    model_info = {"name": loaded.name, "version": loaded.version}
-    predictions = S3MultipartSink(client, bucket, keys["predictions"])
-    errors = S3MultipartSink(client, bucket, keys["errors"])
-    try:
-        # Read exactly the version the report names, even if the key is overwritten meanwhile.
-        get = (
-            client.get_object(Bucket=bucket, Key=key, VersionId=source.version_id)
-            if source.version_id
-            else client.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])
+
+class _ObjectRun:
+    """One object on its way through: where its outputs go, what S3 says about it, and
+    the report that records the run."""
+
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        key: str,
+        version_id: str | None,
+        keys: dict[str, str],
+    ) -> None:
+        self.client, self.bucket, self.key, self.keys = client, bucket, key, keys
+        self.source = SourceInfo(location=f"s3://{bucket}/{key}", version_id=version_id)
+        self.started_at = datetime.now(UTC)
+        self._started = time.perf_counter()
+        self._etag = ""
+
+    def report(self, status: Status, reason: str, *, model: ModelRef | None = None) -> BatchReport:
+        """Write and return the run's report (a rejected or failed one)."""
+        built = BatchReport(
+            status=status,
+            reason=reason,
+            source=self.source,
+            model=model,
+            started_at=self.started_at,
+            duration_seconds=self._elapsed(),
         )
-        body: Any = get["Body"]  # a raw binary stream, decoded (and unzipped) as it is read
-        text = csv_text(body, gzipped=gzipped)
-        tally = score_text(
-            text,
-            loaded,
-            predictions,
-            errors,
-            chunk_rows=chunk_rows,
-            drift_threshold=drift_threshold,
-            neutralise_formulas=neutralise_formulas,
-        )
-        predictions.commit()
-        errors.commit()
-    except FileRejected as exc:
-        predictions.abort()
-        errors.abort()
-        return Outcome(
-            report(status="rejected", reason=str(exc), model=model_info), duplicate=False
-        )
-    except Exception as exc:
-        predictions.abort()
-        errors.abort()
-        if gzipped and isinstance(exc, GZIP_ERRORS):
-            # The bytes will not change on a retry: refused now, not sent to the DLQ.
-            reason = f"not a readable gzip file ({type(exc).__name__}: {exc})"
-            return Outcome(
-                report(status="rejected", reason=reason, model=model_info), duplicate=False
+        return self._write(built)
+
+    def refusal(self) -> BatchReport | None:
+        """The rejected report of an object whose name cannot be scored, or None."""
+        unusable = _unusable_output_keys(self.key, self.keys)
+        if unusable:
+            # Not about this attempt: retrying would fail alike, so the file is refused now.
+            if len(self.keys["report"].encode()) > MAX_KEY_BYTES:  # longer custom prefixes
+                log.warning("%s is refused and gets no report: %s", self.source.location, unusable)
+                return BatchReport(
+                    status="rejected",
+                    reason=unusable,
+                    source=self.source,
+                    started_at=self.started_at,
+                )
+            return self.report("rejected", unusable)
+        if input_stem(self.key) is None:
+            return self.report("rejected", f"{ACCEPTED}: {self.key.rsplit('/', 1)[-1]}")
+        return None
+
+    def head(self) -> int:
+        """Pin the object the run scores (its ETag and version); its size in bytes."""
+        version_id = self.source.version_id
+        try:
+            head = (
+                self.client.head_object(Bucket=self.bucket, Key=self.key, VersionId=version_id)
+                if version_id
+                else self.client.head_object(Bucket=self.bucket, Key=self.key)
             )
-        report(status="failed", reason=f"scoring stopped: {_describe(exc)}", model=model_info)
-        raise
-    fields = tally.report_fields(time.perf_counter() - started)
-    done = report(status="succeeded", model=model_info, outputs=outputs, **fields)
-    return Outcome(done, duplicate=False)
+        except Exception as exc:
+            raise self._unreadable(exc) from exc
+        self._etag = head["ETag"]
+        self.source = SourceInfo(
+            location=self.source.location,
+            etag=head["ETag"].strip('"'),
+            version_id=head.get("VersionId") or version_id,
+        )
+        return head["ContentLength"]
+
+    def previous_report(self) -> BatchReport | None:
+        """The report already under the report key, if one is there and readable."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        key = self.keys["report"]
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if is_not_found(exc):
+                return None
+            raise self._storage_failed("GetObject", key, exc) from exc
+        except BotoCoreError as exc:
+            raise self._storage_failed("GetObject", key, exc) from exc
+        try:
+            return BatchReport.model_validate_json(body)
+        except ValidationError:
+            return None  # unreadable: score again and replace it
+
+    def is_source_of(self, report: BatchReport) -> bool:
+        """Whether REPORT is about the very object version this run pinned."""
+        if report.source.version_id and self.source.version_id:
+            return report.source.version_id == self.source.version_id
+        return report.source.etag == self.source.etag
+
+    def superseded(self) -> bool:
+        """Whether the event's version is no longer the key's current one."""
+        if self.source.version_id is None:
+            return False
+        from botocore.exceptions import ClientError
+
+        try:
+            latest = self.client.head_object(Bucket=self.bucket, Key=self.key).get("VersionId")
+        except ClientError as exc:
+            if not is_not_found(exc, delete_marker=True):
+                raise self._unreadable(exc) from exc
+            latest = None  # deleted since: a delete marker on top
+        except Exception as exc:
+            raise self._unreadable(exc) from exc
+        return latest != self.source.version_id
+
+    def superseded_report(self) -> BatchReport:
+        version_id = self.source.version_id
+        return BatchReport(
+            status="rejected",
+            reason=f"version {version_id} was superseded by a newer upload of {self.key}",
+            source=self.source,
+            started_at=self.started_at,
+        )
+
+    def score(
+        self,
+        loaded: LoadedModel,
+        *,
+        chunk_rows: int,
+        drift_threshold: float,
+        neutralise_formulas: bool,
+    ) -> BatchReport:
+        """Stream the pinned version through the engine into the outputs; the report."""
+        model = ModelRef(name=loaded.name, version=loaded.version)
+        gzipped = is_gzip(self.key)
+        try:
+            # Read exactly the version the report names, even if the key is overwritten.
+            version_id = self.source.version_id
+            get = (
+                self.client.get_object(Bucket=self.bucket, Key=self.key, VersionId=version_id)
+                if version_id
+                else self.client.get_object(Bucket=self.bucket, Key=self.key, IfMatch=self._etag)
+            )
+            body: Any = get["Body"]  # a raw binary stream, decoded (and unzipped) as read
+            scored = score_stream(
+                csv_text(body, gzipped=gzipped),
+                loaded,
+                S3MultipartSink(self.client, self.bucket, self.keys["predictions"]),
+                S3MultipartSink(self.client, self.bucket, self.keys["errors"]),
+                gzipped=gzipped,
+                chunk_rows=chunk_rows,
+                drift_threshold=drift_threshold,
+                neutralise_formulas=neutralise_formulas,
+            )
+        except Exception as exc:
+            self.report("failed", f"scoring stopped: {describe_error(exc)}", model=model)
+            raise
+        if isinstance(scored, Refused):
+            return self.report("rejected", scored.reason, model=model)
+        outputs = {
+            name: f"s3://{self.bucket}/{key}" for name, key in self.keys.items() if name != "report"
+        }
+        done = scored.report(
+            source=self.source,
+            started_at=self.started_at,
+            duration=self._elapsed(),
+            model=model,
+            outputs=outputs,
+        )
+        return self._write(done)
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self._started
+
+    def _write(self, report: BatchReport) -> BatchReport:
+        key = self.keys["report"]
+        try:
+            _put(self.client, self.bucket, key, report.to_json(), "application/json")
+        except Exception as exc:
+            raise self._storage_failed("PutObject", key, exc) from exc
+        _put_html(self.client, self.bucket, key, report)
+        return report
+
+    def _unreadable(self, exc: BaseException) -> DataBucketError:
+        """After a failed report: the object could not be read."""
+        self.report("failed", f"cannot read the object: {describe_error(exc)}")
+        return self._storage_failed("HeadObject", self.key, exc)
+
+    def _storage_failed(self, op: str, key: str, exc: BaseException) -> DataBucketError:
+        return DataBucketError(f"S3 {op} s3://{self.bucket}/{key} failed: {describe_error(exc)}")
 
 
 MAX_KEY_BYTES = 1024  # S3's limit on a key, in UTF-8
@@ -237,35 +335,6 @@ def _unusable_output_keys(key: str, keys: dict[str, str]) -> str:
     return ""
 
 
-def _latest_version(client: S3Client, bucket: str, key: str) -> str | None:
-    """The key's current version; None once it was deleted (a delete marker on top)."""
-    from botocore.exceptions import ClientError
-
-    try:
-        return client.head_object(Bucket=bucket, Key=key).get("VersionId")
-    except ClientError as exc:
-        if str(exc.response.get("Error", {}).get("Code")) in {"404", "405", "NoSuchKey"}:
-            return None
-        raise
-
-
-def _same_object(a: SourceInfo, b: SourceInfo) -> bool:
-    if a.version_id and b.version_id:
-        return a.version_id == b.version_id
-    return a.etag == b.etag
-
-
-def _previous_report(client: S3Client, bucket: str, key: str) -> BatchReport | None:
-    try:
-        body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except client.exceptions.NoSuchKey:
-        return None
-    try:
-        return BatchReport.model_validate_json(body)
-    except ValidationError:
-        return None  # unreadable: score again and replace it
-
-
 def _put(client: S3Client, bucket: str, key: str, body: bytes, content_type: str) -> None:
     client.put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
 
@@ -284,11 +353,3 @@ def _put_html(client: S3Client, bucket: str, json_key: str, report: BatchReport)
         _put(client, bucket, key, page, "text/html; charset=utf-8")
     except Exception:
         log.warning("the report page s3://%s/%s was not written", bucket, key, exc_info=True)
-
-
-def _describe(exc: BaseException) -> str:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict) and "Error" in response:
-        error = response["Error"]
-        return f"{error.get('Code', 'Error')}: {error.get('Message', '')}".strip()
-    return f"{type(exc).__name__}: {exc}"

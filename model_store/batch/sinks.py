@@ -10,9 +10,11 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from types import TracebackType
+from typing import TYPE_CHECKING, BinaryIO, Protocol, Self
 
-from model_store.exceptions import RegistryError
+from model_store.aws_errors import describe_error
+from model_store.exceptions import DataBucketError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -21,34 +23,82 @@ if TYPE_CHECKING:
 PART_SIZE = 8 * 1024 * 1024  # S3 parts must be >= 5 MiB, except the last
 
 
-class Sink(Protocol):
+class Output(Protocol):
+    """What the engine writes scored chunks to."""
+
     def write(self, data: bytes) -> None: ...
+
+
+class Sink(Output, Protocol):
+    """An output that becomes visible only when committed; as a context manager it
+    commits when the block succeeds and aborts when it raises."""
+
     def commit(self) -> None: ...
     def abort(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
 
 
-class FileSink:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-        self._tmp = Path(name)
-        self._handle = os.fdopen(fd, "wb")
-
-    def write(self, data: bytes) -> None:
-        self._handle.write(data)
+class _Committing:
+    """Commit on success, abort on an exception (which propagates), like smart_open's writers."""
 
     def commit(self) -> None:
-        self._handle.close()
-        self._tmp.replace(self.path)
+        raise NotImplementedError
 
     def abort(self) -> None:
-        self._handle.close()
-        with contextlib.suppress(FileNotFoundError):
-            self._tmp.unlink()
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None:
+            self.commit()
+        else:
+            self.abort()
 
 
-class S3MultipartSink:
+class FileSink(_Committing):
+    """A temporary file beside PATH, renamed to PATH on commit."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._tmp: Path | None = None
+        self._handle: BinaryIO | None = None
+
+    def _open(self) -> BinaryIO:
+        if self._handle is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(
+                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".partial"
+            )
+            self._tmp = Path(name)
+            self._handle = os.fdopen(fd, "wb")
+        return self._handle
+
+    def write(self, data: bytes) -> None:
+        self._open().write(data)
+
+    def commit(self) -> None:
+        self._open().close()
+        assert self._tmp is not None
+        self._tmp.replace(self.path)
+        self._handle = self._tmp = None
+
+    def abort(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        if self._tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._tmp.unlink()
+        self._handle = self._tmp = None
+
+
+class S3MultipartSink(_Committing):
     """Buffers to PART_SIZE, uploads parts as it goes, completes on commit."""
 
     def __init__(
@@ -69,7 +119,9 @@ class S3MultipartSink:
             result: dict[str, object] = fn(**kwargs)  # type: ignore[operator]
             return result
         except (ClientError, BotoCoreError) as exc:
-            raise RegistryError(f"S3 {op} s3://{self.bucket}/{self.key} failed: {exc}") from None
+            raise DataBucketError(
+                f"S3 {op} s3://{self.bucket}/{self.key} failed: {describe_error(exc)}"
+            ) from None
 
     def write(self, data: bytes) -> None:
         self._buffer += data

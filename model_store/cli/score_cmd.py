@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from model_store.batch import DEFAULT_CHUNK_ROWS, score_file
+from model_store.batch.report import DEFAULT_DRIFT_THRESHOLD
 from model_store.cli.options import Parser, add_command, integer, number, require_file, writable_dir
 from model_store.cli.output import UsageError, emit, warn
 from model_store.cli.progress import Bar, wanted
@@ -59,9 +60,10 @@ def add_parser(commands: Subparsers, parents: list[Parser]) -> None:
     parser.add_argument(
         "--drift-threshold",
         type=number(above=0),
-        default=0.2,
+        default=DEFAULT_DRIFT_THRESHOLD,
         metavar="PSI",
-        help="flag a feature whose population stability index exceeds this (default 0.2)",
+        help="flag a feature whose population stability index exceeds this "
+        f"(default {DEFAULT_DRIFT_THRESHOLD})",
     )
     parser.add_argument(
         "--raw-cells",

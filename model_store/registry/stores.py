@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol, cast
 
+from model_store.aws_errors import describe_error, is_not_found, is_precondition_failed
 from model_store.exceptions import ModelStoreError, RegistryError
 
 if TYPE_CHECKING:
@@ -123,8 +124,7 @@ class S3Store:
         return contextlib.nullcontext()
 
     def _fail(self, op: str, key: str, exc: Exception) -> RegistryError:
-        code, message = _error_code(exc)
-        return RegistryError(f"S3 {op} {self.describe(key)} failed: {code}: {message}")
+        return RegistryError(f"S3 {op} {self.describe(key)} failed: {describe_error(exc)}")
 
     def read(self, key: str) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -133,7 +133,7 @@ class S3Store:
             response = self.client.get_object(Bucket=self.bucket, Key=self.prefix + key)
             return response["Body"].read()
         except ClientError as exc:
-            if _error_code(exc)[0] in {"NoSuchKey", "404"}:
+            if is_not_found(exc):
                 raise KeyNotFound(key) from None
             raise self._fail("GetObject", key, exc) from None
         except BotoCoreError as exc:
@@ -160,7 +160,7 @@ class S3Store:
             else:
                 self.client.put_object(Bucket=self.bucket, Key=self.prefix + key, Body=body)
         except ClientError as exc:
-            if exclusive and _error_code(exc)[0] in {"PreconditionFailed", "412"}:
+            if exclusive and is_precondition_failed(exc):
                 raise KeyExists(key) from None
             raise self._fail("PutObject", key, exc) from None
         except BotoCoreError as exc:
@@ -193,11 +193,3 @@ class S3Store:
                     yield item["Key"][len(self.prefix) :]
         except (ClientError, BotoCoreError) as exc:
             raise self._fail("ListObjectsV2", prefix, exc) from None
-
-
-def _error_code(exc: Exception) -> tuple[str, str]:
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        error = response.get("Error", {})
-        return str(error.get("Code", "Unknown")), str(error.get("Message", "")) or str(exc)
-    return type(exc).__name__, str(exc)

@@ -53,7 +53,7 @@ def record_report(metrics: Metrics, report: BatchReport) -> None:
     """The metrics of one object scored by a model (a rejected file names none)."""
     if not report.model:
         return
-    metrics.add_dimension(name=MODEL_VERSION, value=report.model["version"])
+    metrics.add_dimension(name=MODEL_VERSION, value=report.model.version)
     metrics.add_metric(name=ROWS_SCORED, unit=MetricUnit.Count, value=report.rows_scored)
     metrics.add_metric(name=ROWS_FAILED, unit=MetricUnit.Count, value=report.rows_failed)
     drift = report.drift

@@ -6,12 +6,13 @@ from pydantic import Field
 
 from model_store.batch import DEFAULT_CHUNK_ROWS, OutputLayout
 from model_store.batch.inputs import DEFAULT_MAX_GZIP_BYTES
+from model_store.batch.report import DEFAULT_DRIFT_THRESHOLD
 from model_store.settings import ModelSourceSettings
 
 
 class BatchSettings(ModelSourceSettings):
     chunk_rows: int = Field(DEFAULT_CHUNK_ROWS, ge=1)
-    drift_threshold: float = Field(0.2, gt=0)
+    drift_threshold: float = Field(DEFAULT_DRIFT_THRESHOLD, gt=0)
     # A leading apostrophe on written cells a spreadsheet would run as formulas.
     neutralise_formulas: bool = True
     # A .csv.gz over this is refused whole: gzip cannot be split across invocations.

@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model_store.batch import BatchReport, score_file
+from model_store.batch.report import ModelRef
 from model_store.loading import LoadedModel
 
 from .conftest import (
@@ -90,7 +91,7 @@ def test_150_iris_rows_with_a_messy_header_are_all_scored_accurately(
     assert report.status == "succeeded", report.reason
     assert (report.rows_in, report.rows_scored, report.rows_failed) == (150, 150, 0)
     assert report.first_errors == []
-    assert report.model == {"name": "iris", "version": "local"}
+    assert report.model == ModelRef(name="iris", version="local")
     assert report.passthrough_columns == [
         "PETAL_WIDTH",
         "id",

@@ -26,7 +26,8 @@ from model_store.batch import (
     score_file,
     score_s3_object,
 )
-from model_store.exceptions import ModelStoreError, ModelUnavailableError, RegistryError
+from model_store.batch.report import ModelRef
+from model_store.exceptions import DataBucketError, ModelStoreError, ModelUnavailableError
 from model_store.loader import ModelLoader
 from model_store.loading import LoadedModel, load_model
 from model_store.registry import Registry, open_registry
@@ -122,7 +123,7 @@ def test_an_incoming_csv_is_scored_into_predictions_errors_and_a_report(
     assert report.source.location == f"s3://{data_bucket}/incoming/iris.csv"
     assert report.source.etag == put["ETag"].strip('"')
     assert report.source.version_id is None  # the bucket is not versioned
-    assert report.model == {"name": "iris", "version": "1"}
+    assert report.model == ModelRef(name="iris", version="1")
     assert (report.rows_in, report.rows_scored, report.rows_failed) == (152, 150, 2)
     assert [(e.line, e.reason) for e in report.first_errors] == [
         (152, "sepal_width: 'oops' is not a number"),
@@ -295,7 +296,7 @@ def test_a_rejected_object_gets_a_report_and_no_outputs(
     assert outcome.report.status == "rejected"
     assert outcome.report.reason is not None
     assert "petal_length, petal_width" in outcome.report.reason
-    assert outcome.report.model == {"name": "iris", "version": "1"}
+    assert outcome.report.model == ModelRef(name="iris", version="1")
     assert keys_under(s3, data_bucket) == [
         "incoming/bad.csv",
         "reports/bad.html",
@@ -579,7 +580,7 @@ def test_the_source_failing_mid_file_leaves_no_partial_outputs(
     assert report.status == "failed"
     assert report.reason is not None
     assert report.reason.startswith("scoring stopped: ConnectionResetError")
-    assert report.model == {"name": "iris", "version": "1"}
+    assert report.model == ModelRef(name="iris", version="1")
     assert report.outputs == {}
 
 
@@ -601,7 +602,9 @@ def test_an_upload_failing_mid_file_leaves_no_partial_outputs(
 
     s3.meta.events.register("provide-client-params.s3.UploadPart", fail_third_part)
 
-    with pytest.raises(RegistryError, match="UploadPart"):
+    with pytest.raises(
+        DataBucketError, match=r"UploadPart s3://.*/predictions/big.csv failed: SlowDown"
+    ):
         score_s3_object(s3, data_bucket, "incoming/big.csv", model, chunk_rows=50)
 
     assert "CompleteMultipartUpload" not in operations
@@ -715,7 +718,7 @@ def test_a_failed_report_does_not_count_as_done(
 
     assert retried.duplicate is False
     assert retried.report.status == "succeeded"
-    assert retried.report.model == {"name": "iris", "version": "7"}
+    assert retried.report.model == ModelRef(name="iris", version="7")
 
 
 def test_a_missing_source_object_raises_after_a_failed_report(
@@ -727,7 +730,7 @@ def test_a_missing_source_object_raises_after_a_failed_report(
         loads.append(1)
         return model()
 
-    with pytest.raises(RegistryError, match="cannot read the object"):
+    with pytest.raises(DataBucketError, match=r"HeadObject s3://.*/incoming/gone.csv failed: 404"):
         score_s3_object(s3, data_bucket, "incoming/gone.csv", counting_model)
 
     assert loads == []
