@@ -4,6 +4,7 @@ compiled to bytecode with the runtime's own Python when this machine has it.
     python build_layer.py deps   --requirements LOCK --flavour sklearn|onnx --out DIR
                                  --python-version 3.13 [--arch x86_64]
     python build_layer.py source --package PATH --name NAME --out DIR --python-version 3.13
+                                 [--exclude MODULE ...]
     python build_layer.py check  BUILD_DIR [--limit-mib 230]
 
 `check` also pins the built template's Architecture parameter to the architecture the
@@ -205,7 +206,20 @@ def build_source(args: argparse.Namespace) -> None:
     target = site / args.name
     if target.exists():
         shutil.rmtree(target)
-    shutil.copytree(package, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    excluded = set(args.exclude)
+    missing = sorted(name for name in excluded if not (package / name).exists())
+    if missing:
+        sys.exit(f"error: --exclude names what {package} does not hold: {', '.join(missing)}")
+
+    def ignored(directory: str, names: list[str]) -> set[str]:
+        top = Path(directory).resolve() == package.resolve()
+        return {
+            name
+            for name in names
+            if name == "__pycache__" or name.endswith(".pyc") or (top and name in excluded)
+        }
+
+    shutil.copytree(package, target, ignore=ignored)
     compile_bytecode(site, args.python_version)
     print(f"  {args.name} layer: {size_of(site) / MIB:.2f} MiB unzipped")
 
@@ -293,6 +307,13 @@ def main() -> None:
     source.add_argument("--name", required=True, help="its import name")
     source.add_argument("--out", required=True)
     source.add_argument("--python-version", required=True)
+    source.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a module or subpackage at the package's top that no function imports",
+    )
     source.set_defaults(run=build_source)
     total = commands.add_parser("check")
     total.add_argument("build_dir")
