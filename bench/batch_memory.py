@@ -146,7 +146,7 @@ def _prepare(spec: dict[str, Any]) -> dict[str, Any]:
 def _score(spec: dict[str, Any]) -> dict[str, Any]:
     """Load the model; score the file unless this is the baseline."""
     from model_store.batch.local import score_file
-    from model_store.loading import load_artifact_dir
+    from model_store.gate import load_artifact_dir
 
     model = load_artifact_dir(Path(spec["artifact"]), runtime=spec["runtime"])
     result: dict[str, Any] = {"rss_after_load_mb": _proc_status_mb("VmRSS")}

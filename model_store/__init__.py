@@ -28,8 +28,7 @@ from model_store.exceptions import (
     VersionExistsError,
     VersionNotFoundError,
 )
-from model_store.loader import ModelLoader
-from model_store.loading import LoadedModel, load_model
+from model_store.gate import LoadedModel, load_model
 from model_store.manifest import Manifest, OnnxForm, ParityProof
 from model_store.registry import Registry, open_registry
 from model_store.runtimes import RUNTIME_NAMES, ModelRuntime, RuntimeName
@@ -41,6 +40,7 @@ from model_store.schema import (
     records_matrix,
 )
 from model_store.scoring import Predictions
+from model_store.serving import ModelLoader
 
 __all__ = [
     "RUNTIME_NAMES",

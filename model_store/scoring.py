@@ -54,7 +54,7 @@ class Predictions:
         return [dict(zip(self.classes, row, strict=True)) for row in self.probabilities.tolist()]
 
 
-def records_to_matrix(records: Sequence[Mapping[str, float]], features: Sequence[str]) -> Matrix:
+def _records_as_matrix(records: Sequence[Mapping[str, float]], features: Sequence[str]) -> Matrix:
     """Records keyed by feature name to a float matrix in the model's feature order."""
     try:
         matrix = np.array(
@@ -82,7 +82,7 @@ def as_matrix(rows: Any, features: Sequence[str]) -> Matrix:
             raise InputError(f"features must be real numbers, got an array of {rows.dtype}")
         matrix = rows.astype(np.float64, copy=False)
     else:
-        matrix = records_to_matrix(rows, features)
+        matrix = _records_as_matrix(rows, features)
     if matrix.ndim != 2 or matrix.shape[1] != len(features):
         raise InputError(f"expected rows of {len(features)} features, got shape {matrix.shape}")
     if not _all_finite(matrix):

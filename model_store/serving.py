@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from model_store.exceptions import ModelStoreError, ModelUnavailableError
-from model_store.loading import DEFAULT_CACHE_DIR, LoadedModel, load_model
+from model_store.gate import DEFAULT_CACHE_DIR, LoadedModel, load_model
 from model_store.manifest import Manifest
 from model_store.registry import Registry
 from model_store.runtimes import RuntimeName

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from model_store.loader import ModelLoader
 from model_store.runtimes import RuntimeName
+from model_store.serving import ModelLoader
 from model_store.signing import Verifier
 
 

@@ -46,7 +46,7 @@ from model_store.batch.report import (
 )
 from model_store.batch.sinks import Output, Sink
 from model_store.drift import bin_counts, population_stability_index
-from model_store.loading import LoadedModel
+from model_store.gate import LoadedModel
 
 if TYPE_CHECKING:
     import _csv

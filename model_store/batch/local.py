@@ -11,7 +11,7 @@ from model_store.batch.engine import DEFAULT_CHUNK_ROWS, Refused, score_stream
 from model_store.batch.inputs import csv_text, input_stem, is_gzip
 from model_store.batch.report import DEFAULT_DRIFT_THRESHOLD, BatchReport, ModelRef, SourceInfo
 from model_store.batch.sinks import FileSink
-from model_store.loading import LoadedModel
+from model_store.gate import LoadedModel
 
 
 def score_file(

@@ -36,7 +36,7 @@ from model_store.batch.report import (
 )
 from model_store.batch.sinks import S3MultipartSink
 from model_store.exceptions import DataBucketError, ModelStoreError
-from model_store.loading import LoadedModel
+from model_store.gate import LoadedModel
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -15,7 +15,7 @@ from model_store.cli.options import Parser, add_command, integer, number, requir
 from model_store.cli.output import UsageError, emit, warn
 from model_store.cli.progress import Bar, wanted
 from model_store.cli.registries import registry_from, resolve
-from model_store.loading import LoadedModel, load_artifact_dir, load_model
+from model_store.gate import LoadedModel, load_artifact_dir, load_model
 from model_store.runtimes import RUNTIME_NAMES
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from model_store import (
     open_registry,
 )
 from model_store.artifact import Artifact, dump_model, sha256_hex
-from model_store.loading import DEFAULT_CACHE_DIR
+from model_store.gate import DEFAULT_CACHE_DIR
 from model_store.manifest import Manifest
 from tests.doubles import CountingRegistry, Trap
 

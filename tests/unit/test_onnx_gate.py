@@ -18,7 +18,7 @@ from model_store import (
     open_registry,
 )
 from model_store.artifact import Artifact, dump_model, sha256_hex
-from model_store.loading import load_artifact_dir
+from model_store.gate import load_artifact_dir
 from model_store.manifest import OnnxForm
 from model_store.training import load_iris_dataset
 from tests.doubles import CountingRegistry, Trap

@@ -22,7 +22,7 @@ from model_store import (
     records_matrix,
 )
 from model_store.artifact import Artifact
-from model_store.loading import LoadedModel, load_artifact_dir
+from model_store.gate import LoadedModel, load_artifact_dir
 from model_store.training import load_iris_dataset
 
 IRIS_CLASSES = ["setosa", "versicolor", "virginica"]

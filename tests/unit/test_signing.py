@@ -19,10 +19,10 @@ from model_store.exceptions import (
     SignatureError,
     VersionExistsError,
 )
+from model_store.gate import load_model
 from model_store.kms_http import KmsHttpVerifier
-from model_store.loader import ModelLoader
-from model_store.loading import load_model
 from model_store.registry import Registry, open_registry
+from model_store.serving import ModelLoader
 from model_store.signing import SIGNATURE_FILE, KmsSigner, KmsVerifier, Signature, verifier_for
 
 if TYPE_CHECKING:

@@ -15,9 +15,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from model_store import Artifact, tracing
-from model_store.loader import ModelLoader
 from model_store.registry import Registry
 from model_store.registry.s3_http import S3HttpStore
+from model_store.serving import ModelLoader
 from model_store.tracing import DAEMON_ADDRESS, TRACE_HEADER, subsegment, trace_aws_client
 
 ROOT = "1-67891233-abcdef012345678912345678"

@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from model_store.artifact import Artifact
-from model_store.loading import LoadedModel, load_artifact_dir
+from model_store.gate import LoadedModel, load_artifact_dir
 from model_store.registry import Registry, open_registry
 
 if TYPE_CHECKING:

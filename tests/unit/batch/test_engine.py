@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from model_store.batch import BatchReport, score_file
 from model_store.batch.report import ModelRef
-from model_store.loading import LoadedModel
+from model_store.gate import LoadedModel
 
 from .conftest import (
     CLASSES,
@@ -585,7 +585,7 @@ def test_every_data_line_lands_exactly_once_in_predictions_or_errors(
 
 def test_a_one_feature_model_scores_valid_chunks_and_reports_bad_cells(tmp_path: Path) -> None:
     """Chunks are converted in one call; with a single feature column, cells come one per row."""
-    from model_store.loading import load_artifact_dir
+    from model_store.gate import load_artifact_dir
     from model_store.training import Dataset, build_artifact, train
 
     values = [[float(i % 10)] for i in range(60)]

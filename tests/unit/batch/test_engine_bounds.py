@@ -27,7 +27,7 @@ from model_store.batch.engine import (
     Tally,
     score_text,
 )
-from model_store.loading import LoadedModel
+from model_store.gate import LoadedModel
 
 from .conftest import ERRORS_HEADER, FEATURES, OUTPUT_COLUMNS, csv_text, iris_table
 

@@ -24,7 +24,7 @@ from model_store.batch import BatchReport, score_file, score_s3_object
 from model_store.batch.html_report import render_html
 from model_store.batch.report import Drift, FeatureDrift, RowError, SourceInfo
 from model_store.exceptions import ModelStoreError
-from model_store.loading import LoadedModel, load_model
+from model_store.gate import LoadedModel, load_model
 from model_store.registry import Registry
 
 from .conftest import csv_text, iris_table, keys_under, read_object

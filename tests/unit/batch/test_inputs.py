@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from model_store.batch import BatchReport, score_file, score_s3_object
-from model_store.loading import LoadedModel, load_model
+from model_store.gate import LoadedModel, load_model
 from model_store.registry import Registry
 
 from .conftest import csv_text, iris_table, keys_under, parse_csv, pending_uploads, read_object

@@ -28,9 +28,9 @@ from model_store.batch import (
 )
 from model_store.batch.report import ModelRef
 from model_store.exceptions import DataBucketError, ModelStoreError, ModelUnavailableError
-from model_store.loader import ModelLoader
-from model_store.loading import LoadedModel, load_model
+from model_store.gate import LoadedModel, load_model
 from model_store.registry import Registry, open_registry
+from model_store.serving import ModelLoader
 
 from .conftest import (
     ERRORS_HEADER,
