@@ -1,9 +1,10 @@
 """Lambda entry point: ``batch_scoring.handler.handler`` for S3 ObjectCreated events.
 
-It only adapts the event: each record's bucket, URL-decoded key and version go to
-model_store's batch engine. A failure that is not about rows (no model, unreadable
-object) is raised after the other records are done, so Lambda's retries and the
-on-failure destination take over; repeated deliveries are skipped by the engine.
+It only adapts the event, read through Powertools' S3Event: each record's bucket,
+URL-decoded key and version go to model_store's batch engine. A failure that
+is not about rows (no model, unreadable object) is raised after the other records are
+done, so Lambda's retries and the on-failure destination take over; repeated deliveries
+are skipped by the engine.
 """
 
 from __future__ import annotations
@@ -11,27 +12,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.utilities.data_classes import S3Event
 
-from batch_scoring.observability import (
-    flush_metrics,
-    metrics_namespace,
-    record_report,
-    service_name,
-)
+from batch_scoring.observability import SERVICE, record_report
 from batch_scoring.settings import BatchSettings
-from model_store.aws import quiet_sdk_loggers, s3_client
+from model_store.aws import s3_client
 from model_store.batch import score_s3_object
+from model_store.observability import FunctionTelemetry
 from model_store.tracing import subsegment, trace_aws_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-logger = Logger(service=service_name())
-metrics = Metrics(service=logger.service, namespace=metrics_namespace())
-copy_config_to_registered_loggers(source_logger=logger, include={"model_store"})
-quiet_sdk_loggers()
+telemetry = FunctionTelemetry(SERVICE)
+logger, metrics = telemetry.logger, telemetry.metrics
 
 settings = BatchSettings()
 loader = settings.loader()
@@ -48,13 +42,17 @@ class BatchFailedError(Exception):
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     results, failures = [], []
-    for record in event.get("Records") or []:
+    # A notification with no records (S3's own test event has none) scores nothing.
+    for record in S3Event(event).records if event.get("Records") else ():
         if "s3" not in record:
-            logger.warning("ignoring a record that is not an S3 event", extra={"record": record})
+            logger.warning(
+                "ignoring a record that is not an S3 event", extra={"record": record.raw_event}
+            )
             continue
-        bucket = record["s3"]["bucket"]["name"]
-        key = unquote_plus(record["s3"]["object"]["key"])
-        version_id = record["s3"]["object"].get("versionId") or None
+        bucket = record.s3.bucket.name
+        # S3Event decodes only the first record's key (object_key); every record needs it.
+        key = unquote_plus(record.s3.get_object.key)
+        version_id = record.s3.get_object.version_id or None
         logger.append_keys(source=f"s3://{bucket}/{key}")
         try:
             with subsegment("score object", bucket=bucket):
@@ -88,7 +86,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if not outcome.duplicate:
             record_report(metrics, report)
         results.append(summary)
-    flush_metrics(metrics)
+    telemetry.flush()
     if failures:
         raise BatchFailedError("; ".join(failures))
     return {"results": results}

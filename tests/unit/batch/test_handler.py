@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from batch_scoring import observability
 from model_store.artifact import Artifact
 from model_store.registry import Registry
 from tests.events import load_event
@@ -294,9 +293,13 @@ def test_records_that_are_not_s3_events_are_ignored(
     nothing = handler_module.handler(
         {"Records": [{"eventSource": "aws:sqs", "body": "{}"}]}, context
     )
+    s3_test_event = handler_module.handler(
+        {"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": data_bucket}, context
+    )
 
     assert [r["source"] for r in result["results"]] == [f"s3://{data_bucket}/incoming/iris.csv"]
     assert nothing == {"results": []}
+    assert s3_test_event == {"results": []}
 
 
 def test_rows_scored_and_failed_are_emitted_as_emf_metrics(
@@ -307,7 +310,7 @@ def test_rows_scored_and_failed_are_emitted_as_emf_metrics(
     context: FakeLambdaContext,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(observability, "_cold_start", False)  # a warm environment
+    monkeypatch.setattr(handler_module.telemetry, "cold_start", False)  # a warm environment
     table = iris_table()
     body = csv_text(table.header, [*table.rows[:12], ["x", "1", "2"]])
     s3.put_object(Bucket=data_bucket, Key="incoming/m.csv", Body=body.encode())
@@ -351,7 +354,7 @@ def test_the_psi_of_each_feature_is_emitted_once_per_file_by_feature(
     context: FakeLambdaContext,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(observability, "_cold_start", False)
+    monkeypatch.setattr(handler_module.telemetry, "cold_start", False)
     table = iris_table(shift=1.5)  # drifted enough for some features to be flagged
     s3.put_object(
         Bucket=data_bucket,
@@ -393,7 +396,7 @@ def test_the_first_invocation_of_an_environment_counts_one_cold_start(
     context: FakeLambdaContext,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(observability, "_cold_start", True)  # a new execution environment
+    monkeypatch.setattr(handler_module.telemetry, "cold_start", True)  # a new environment
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", context.function_name)
     _upload(s3, data_bucket, "incoming/cold.csv", rows=10)
     capsys.readouterr()
@@ -429,8 +432,7 @@ def test_the_powertools_variables_name_the_service_and_the_namespace(
     what the function uses, read at import as a new execution environment reads it."""
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "batch-scoring-staging")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Staging/Sklearn")
-    monkeypatch.setattr(observability, "_cold_start", True)
-    module = importlib.reload(handler_module)
+    module = importlib.reload(handler_module)  # a new environment: a cold start to come
     module.loader.cache_dir = tmp_path / "env-model-cache"
     _upload(s3, data_bucket, "incoming/env.csv")
     capsys.readouterr()

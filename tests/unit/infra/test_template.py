@@ -25,6 +25,8 @@ from samtranslator.translator.transform import transform  # type: ignore[import-
 
 from batch_scoring import observability as batch_observability
 from model_store.batch import BatchReport, Drift, FeatureDrift, SourceInfo
+from model_store.batch.report import ModelRef
+from model_store.observability import COLD_START, record_cold_start
 from predict_api import observability as api_observability
 from tests.events import load_event
 
@@ -868,7 +870,7 @@ def _emitted_by_the_functions(
     api_observability.record_prediction("7", 3, batch=True)
     api_metrics.flush_metrics()
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", stack.render({"Ref": "PredictApiFunction"}))
-    api_observability.record_cold_start(api_metrics.service, api_metrics.namespace)
+    record_cold_start(api_metrics.service, api_metrics.namespace)
 
     batch_metrics = Metrics(
         service=batch["POWERTOOLS_SERVICE_NAME"], namespace=batch["POWERTOOLS_METRICS_NAMESPACE"]
@@ -876,7 +878,7 @@ def _emitted_by_the_functions(
     report = BatchReport(
         status="succeeded",
         source=SourceInfo(location="s3://data/incoming/a.csv"),
-        model={"name": "iris", "version": "7"},
+        model=ModelRef(name="iris", version="7"),
         rows_in=120,
         rows_scored=119,
         rows_failed=1,
@@ -893,7 +895,7 @@ def _emitted_by_the_functions(
     batch_observability.record_report(batch_metrics, report)
     batch_metrics.flush_metrics()
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", stack.render({"Ref": "BatchScoringFunction"}))
-    batch_observability.record_cold_start(batch_metrics.service, batch_metrics.namespace)
+    record_cold_start(batch_metrics.service, batch_metrics.namespace)
 
     lines = capsys.readouterr().out.splitlines()
     return [json.loads(line) for line in lines if line.startswith("{") and '"_aws"' in line]
@@ -928,8 +930,8 @@ def test_the_dashboard_draws_the_metrics_the_functions_emit(
     api, batch = services["PredictApiFunction"], services["BatchScoringFunction"]
     shown = {(d.metric, dict(d.values)["service"], d.search) for d in custom}
     assert shown == {
-        (api_observability.COLD_START, api, False),
-        (batch_observability.COLD_START, batch, False),
+        (COLD_START, api, False),
+        (COLD_START, batch, False),
         (api_observability.PREDICTIONS, api, True),  # by model_version: the one in service
         (batch_observability.ROWS_SCORED, batch, True),
         (batch_observability.ROWS_FAILED, batch, True),

@@ -498,7 +498,9 @@ def test_emf_metrics_after_predictions(
     lambda_context: object,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(observability, "_cold_start", False)  # ColdStart: test_observability.py
+    monkeypatch.setattr(
+        observability.telemetry, "cold_start", False
+    )  # ColdStart: test_observability.py
     capsys.readouterr()
 
     _invoke(handler_module, load_event("predict.json"), lambda_context)

@@ -137,7 +137,7 @@ def test_the_first_invocation_of_an_environment_counts_one_cold_start(
     lambda_context: Any,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(observability, "_cold_start", True)  # a new execution environment
+    monkeypatch.setattr(observability.telemetry, "cold_start", True)  # a new execution environment
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", lambda_context.function_name)
     capsys.readouterr()
 
@@ -166,7 +166,7 @@ def test_model_load_time_is_emitted_in_seconds_by_model_version(
     lambda_context: Any,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(observability, "_cold_start", False)
+    monkeypatch.setattr(observability.telemetry, "cold_start", False)
     capsys.readouterr()
 
     handler_module.handler(load_event("predict.json"), lambda_context)
