@@ -349,9 +349,6 @@ class Registry:
     def resolve_alias(self, name: str, alias: str) -> str:
         return self.alias_record(name, alias).version
 
-    def alias_history(self, name: str, alias: str) -> list[AliasEvent]:
-        return self.alias_record(name, alias).history
-
     def list_aliases(self, name: str) -> dict[str, str]:
         prefix = f"models/{check_segment('model name', name)}/{_ALIASES_DIR}/"
         aliases = [

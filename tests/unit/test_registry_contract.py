@@ -263,7 +263,7 @@ def test_resolving_a_missing_alias(registry: Registry, iris_artifact: Artifact) 
         registry.resolve_alias("iris", "production")
     assert "no model named" not in str(info.value)
     with pytest.raises(AliasNotFoundError):
-        registry.alias_history("iris", "staging")
+        registry.alias_record("iris", "staging")
     with pytest.raises(AliasNotFoundError):
         registry.rollback("iris")
 
@@ -331,7 +331,7 @@ def test_alias_history_records_every_event_in_order(
         registry.rollback("iris")  # a refused rollback is not an event
     registry.promote("iris", "2")
 
-    history = registry.alias_history("iris", "production")
+    history = registry.alias_record("iris", "production").history
 
     assert [(event.action, event.version) for event in history] == [
         ("promote", "1"),

@@ -28,8 +28,8 @@ class Schemas:
 class ModelService:
     settings: ApiSettings
     loader: ModelLoader
-    _schemas: dict[tuple[str, str], Schemas] = field(default_factory=dict)
-    _seen: LoadedModel | None = None
+    _schemas: dict[tuple[str, str], Schemas] = field(default_factory=dict, init=False)
+    _seen: LoadedModel | None = field(default=None, init=False)
 
     @classmethod
     def from_settings(cls, settings: ApiSettings) -> ModelService:
