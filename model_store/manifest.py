@@ -8,12 +8,12 @@ there is none); schema 1 manifests are still read, as models without one.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from model_store.exceptions import ManifestError
+from model_store.timestamps import Timestamp
 from model_store.versions import RuntimeVersions
 
 SCHEMA_VERSION: Literal[2] = 2
@@ -103,7 +103,7 @@ class Manifest(_Frozen):
     schema_version: Literal[1, 2] = SCHEMA_VERSION
     name: str
     version: str | None = None
-    created_at: datetime
+    created_at: Timestamp
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     size_bytes: int = Field(ge=0)
     compress: int = Field(ge=0, le=9)

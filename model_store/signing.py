@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from model_store.artifact import sha256_hex
 from model_store.exceptions import ModelStoreError, RegistryError, SignatureError
+from model_store.timestamps import Timestamp
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
@@ -70,7 +71,7 @@ class Signature(BaseModel):
     signing_algorithm: str
     manifest_sha256: str
     signature: str  # base64, as KMS returns it
-    signed_at: datetime
+    signed_at: Timestamp
 
     def to_json(self) -> bytes:
         return (self.model_dump_json(indent=2) + "\n").encode()

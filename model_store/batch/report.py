@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from model_store.timestamps import Timestamp
 
 Status = Literal["succeeded", "rejected", "failed"]
 
@@ -68,7 +69,7 @@ class BatchReport(_Model):
     first_errors: list[RowError] = Field(default_factory=list)
     passthrough_columns: list[str] = Field(default_factory=list)
     drift: Drift | None = None
-    started_at: datetime
+    started_at: Timestamp
     duration_seconds: float = 0.0
     rows_per_second: float = 0.0
 

@@ -40,6 +40,7 @@ from model_store.signing import (
     sign_manifest,
     verify_manifest,
 )
+from model_store.timestamps import Timestamp
 
 # Matched against the whole string (fullmatch): "$" alone also matches before a final "\n".
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -78,7 +79,7 @@ class AliasEvent(BaseModel):
 
     action: Literal["promote", "rollback"]
     version: str
-    at: datetime
+    at: Timestamp
 
 
 class AliasRecord(BaseModel):
