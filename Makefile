@@ -20,7 +20,7 @@ BUILD_DIR := .aws-sam/$(if $(filter 3.13,$(PYTHON_VERSION)),,py$(PYTHON_VERSION)
 SAM    := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock lint format test build validate local invoke clean
+.PHONY: help install lock lint format test test-fast build validate local invoke clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ format: install  ## apply ruff's fixes and formatting
 
 test: lint  ## install if needed, lint, then the whole test suite
 	$(BIN)/pytest
+
+test-fast: install  ## the quick lane: no sam builds, grid search, emulator, template lint or e2e stack; no lint
+	$(BIN)/pytest -m "not slow" -q -n auto
 
 build: install  ## sam build (offline) into .aws-sam/build, then check the size budget (ARCH=arm64)
 	PYTHON_VERSION=$(PYTHON_VERSION) LAYER_ARCH=$(ARCH) $(SAM) build --build-dir $(BUILD_DIR) \

@@ -82,7 +82,7 @@ def _handler_child(spec: dict[str, Any]) -> dict[str, Any]:
     import batch_scoring.handler as module  # Lambda's init phase: imports, settings
 
     init_seconds = time.perf_counter() - started_init
-    from tests.events import load_event
+    from tests.support.events import load_event
 
     event = load_event("s3_put.json")
     s3 = event["Records"][0]["s3"]

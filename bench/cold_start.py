@@ -170,7 +170,7 @@ def _load_ms(logs: list[str]) -> float | None:
 
 def _run(build: Build, kind: str, environment: dict[str, str], warm: int) -> Samples:
     """A fresh emulator and /tmp: one cold /predict, then WARM more on the same environment."""
-    from tests.events import load_event
+    from tests.support.events import load_event
 
     event = load_event("predict.json")
     samples = Samples()
@@ -326,7 +326,7 @@ def _profile_imports(build: Build, artifact: Artifact) -> None:
     from bench._support import moto_server
     from devstack.rie import free_port
     from model_store import open_registry
-    from tests.events import load_event
+    from tests.support.events import load_event
 
     spec = build.spec("project, onnx", {})
     paths = spec.python_path()

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench._support import Timing, lambda_context, stdout_to_devnull  # noqa: E402
 from devstack.stack import LocalStack, StackConfig  # noqa: E402
-from tests.events import load_event  # noqa: E402
+from tests.support.events import load_event  # noqa: E402
 
 FUNCTION = "PredictApiFunction"
 # The template's usage plan allows 50 rps (burst 100) and 10,000 requests a day per key.

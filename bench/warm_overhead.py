@@ -125,7 +125,7 @@ def main() -> None:
         POWERTOOLS_LOG_LEVEL="INFO",
     )
     from model_store import open_registry
-    from tests.events import load_event
+    from tests.support.events import load_event
 
     artifact = iris_best_artifact()
     with moto_server(free_port()) as endpoint:

@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import boto3
 import pytest
 
 from model_store.artifact import Artifact
 from model_store.training import build_artifact, load_iris_dataset, train
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 # Never let a test reach a real AWS account, whatever the developer's shell holds.
 os.environ.update(
@@ -53,29 +58,19 @@ def moto_endpoint() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture
+def s3(moto_endpoint: str) -> S3Client:
+    """An S3 client of the tests' own on the session's moto server, to set up and inspect
+    buckets (the code under test makes its own)."""
+    return boto3.client("s3", region_name="us-east-1", endpoint_url=moto_endpoint)
+
+
 @pytest.fixture(scope="session")
 def local_build() -> Path:
     """`make build` for this machine's Python, once per session (what `make local` runs)."""
     from devstack import runtime
 
     return runtime.build(quiet=True)
-
-
-def bucket_with_model(endpoint: str, artifact: Artifact, prefix: str = "") -> str:
-    """A new moto bucket whose registry (under PREFIX) has ARTIFACT as iris@1, promoted."""
-    import uuid
-
-    import boto3
-
-    from model_store import open_registry
-
-    bucket = f"models-{uuid.uuid4().hex[:12]}"
-    client = boto3.client("s3", endpoint_url=endpoint)
-    client.create_bucket(Bucket=bucket)
-    registry = open_registry(f"s3://{bucket}/{prefix}", s3_client=client)
-    registry.publish(artifact, name="iris", version="1")
-    registry.promote("iris", "1")
-    return bucket
 
 
 @pytest.fixture

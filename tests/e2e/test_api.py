@@ -19,8 +19,8 @@ import pytest
 from devstack.stack import LocalStack
 from model_store import Artifact
 from model_store.apikeys import create_key, revoke_key
-from tests.e2e.conftest import REFRESH_SECONDS, Response, model_record, registry, request
-from tests.events import load_event
+from tests.support.events import load_event
+from tests.support.local_stack import REFRESH_SECONDS, Response, model_record, registry_of, request
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -218,7 +218,7 @@ def served_version(stack: LocalStack) -> str:
 def test_a_promotion_is_served_after_the_refresh_and_a_rollback_restores(
     stack: LocalStack, iris_artifact_2: Artifact
 ) -> None:
-    models = registry(stack)
+    models = registry_of(stack)
     assert served_version(stack) == "1"
     models.publish(iris_artifact_2, name="iris", version="2")
     models.promote("iris", "2")

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 
 from devstack.stack import LocalStack
-from tests.e2e.conftest import data_bucket, model_record
+from tests.support.local_stack import data_bucket_of, model_record
 
 pytestmark = pytest.mark.slow
 
@@ -20,12 +20,12 @@ def wait_for_object(stack: LocalStack, key: str, timeout: float = 60) -> bytes:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            body: bytes = s3.get_object(Bucket=data_bucket(stack), Key=key)["Body"].read()
+            body: bytes = s3.get_object(Bucket=data_bucket_of(stack), Key=key)["Body"].read()
         except s3.exceptions.NoSuchKey:
             time.sleep(0.25)
             continue
         return body
-    pytest.fail(f"s3://{data_bucket(stack)}/{key} did not appear within {timeout} s")
+    pytest.fail(f"s3://{data_bucket_of(stack)}/{key} did not appear within {timeout} s")
 
 
 def csv_text(rows: Sequence[Sequence[object]]) -> str:
@@ -40,7 +40,9 @@ def test_a_csv_dropped_into_incoming_gets_predictions_errors_and_a_report_that_a
     good: list[list[object]] = [[5.1, 3.5, 1.4, 0.2], [6.3, 3.3, 6.0, 2.5], [5.8, 2.7, 4.1, 1.0]]
     bad: list[list[object]] = [["oops", 3.0, 1.0, 0.2], [5.0, 3.0]]
     stack.client("s3").put_object(
-        Bucket=data_bucket(stack), Key=f"incoming/{stem}.csv", Body=csv_text([*good, *bad]).encode()
+        Bucket=data_bucket_of(stack),
+        Key=f"incoming/{stem}.csv",
+        Body=csv_text([*good, *bad]).encode(),
     )
 
     report = json.loads(wait_for_object(stack, f"reports/{stem}.json"))
@@ -61,7 +63,7 @@ def test_what_is_dropped_where_gets_scored_refused_or_ignored_and_a_new_version_
     stack: LocalStack,
 ) -> None:
     s3 = stack.client("s3")
-    bucket = data_bucket(stack)
+    bucket = data_bucket_of(stack)
     stem = f"e2e-{uuid.uuid4().hex[:8]}"
     body = csv_text([[5.1, 3.5, 1.4, 0.2]]).encode()
     s3.put_object(Bucket=bucket, Key=f"elsewhere/{stem}.csv", Body=body)

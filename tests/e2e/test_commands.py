@@ -23,7 +23,7 @@ import pytest
 
 from devstack.stack import LocalStack
 from model_store import Artifact
-from tests.e2e.conftest import model_record, request
+from tests.support.local_stack import model_record, request
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from model_store.apikeys import list_keys
-from tests.unit.test_cli import assert_clean_error, ok, run
+from tests.support.cli import assert_clean_error, ok, run
+
+
+@pytest.fixture(autouse=True)
+def aws_on_moto(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every client, the CLI's included, talks to the session's moto server."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
 
 
 @pytest.fixture
-def usage_plan() -> Iterator[str]:
-    with mock_aws():
-        client = boto3.client("apigateway")
-        plan = client.create_usage_plan(
-            name="plan",
-            throttle={"rateLimit": 5, "burstLimit": 10},
-            quota={"limit": 100, "period": "DAY"},
-        )
-        yield plan["id"]
+def usage_plan() -> str:
+    """A new usage plan of its own (the server is shared: no test sees another's keys)."""
+    plan = boto3.client("apigateway").create_usage_plan(
+        name=f"plan-{uuid.uuid4().hex[:8]}",
+        throttle={"rateLimit": 5, "burstLimit": 10},
+        quota={"limit": 100, "period": "DAY"},
+    )
+    return plan["id"]
 
 
 def test_create_list_and_revoke_keys_by_usage_plan(usage_plan: str) -> None:
@@ -69,11 +72,8 @@ def test_mistakes_are_one_line_errors(usage_plan: str) -> None:
 
 
 def test_a_stack_without_the_output_says_what_to_do() -> None:
-    with mock_aws():
-        stack = f"bare-{uuid.uuid4().hex[:8]}"
-        template = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}
-        boto3.client("cloudformation").create_stack(
-            StackName=stack, TemplateBody=json.dumps(template)
-        )
-        result = run("keys", "list", "--stack", stack)
+    stack = f"bare-{uuid.uuid4().hex[:8]}"
+    template = {"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}}
+    boto3.client("cloudformation").create_stack(StackName=stack, TemplateBody=json.dumps(template))
+    result = run("keys", "list", "--stack", stack)
     assert_clean_error(result, 1, "no UsagePlanId output; pass --usage-plan")

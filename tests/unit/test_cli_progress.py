@@ -21,7 +21,7 @@ from model_store.cli import main
 from model_store.cli.progress import Bar, wanted
 from model_store.cli.score_cmd import LineIndex
 from model_store.registry import open_registry
-from tests.unit.test_cli import CLI
+from tests.support.cli import CLI
 
 FEATURES = "sepal_length,sepal_width,petal_length,petal_width"
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from model_store.artifact import Artifact
-from tests.unit.test_cli import ok, run
+from tests.support.cli import ok, run
 
 
 def test_publish_then_promote_in_one_command(tmp_path: Path, artifact_dir: Path) -> None:

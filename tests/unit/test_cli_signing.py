@@ -9,7 +9,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from tests.unit.test_cli import assert_clean_error, ok, run
+from tests.support.cli import assert_clean_error, ok, run
 
 
 @pytest.fixture

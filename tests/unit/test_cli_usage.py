@@ -10,13 +10,12 @@ from pathlib import Path
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from model_store.artifact import Artifact
 from model_store.cli import build_parser, train_cmd
 from model_store.registry import open_registry
 from model_store.training import ALGORITHMS
-from tests.unit.test_cli import assert_clean_error, run
+from tests.support.cli import assert_clean_error, run
 
 
 def commands(
@@ -236,10 +235,12 @@ def test_score_warns_that_registry_is_unused_with_an_artifact_directory(
     )
 
 
-def test_keys_warns_that_stack_is_unused_with_a_usage_plan() -> None:
-    with mock_aws():
-        plan = boto3.client("apigateway").create_usage_plan(name="plan")["id"]
-        result = run("keys", "list", "--usage-plan", plan, "--stack", "mine")
+def test_keys_warns_that_stack_is_unused_with_a_usage_plan(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    plan = boto3.client("apigateway").create_usage_plan(name="plan")["id"]
+    result = run("keys", "list", "--usage-plan", plan, "--stack", "mine")
     assert result.returncode == 0, result.stderr
     assert (
         result.stderr == f"warning: --stack mine is not used: --usage-plan {plan} names the plan\n"

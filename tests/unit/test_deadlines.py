@@ -1,7 +1,7 @@
 """S3 that hangs, fails or drags, in front of the registry: bounded waits, old model kept.
 
 The registry is read through the functions' own client (S3HttpStore) via a fault-injecting
-proxy in front of the session's moto server (tests/faults.py).
+proxy in front of the session's moto server (tests/support/faults.py).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from model_store.artifact import Artifact
 from model_store.exceptions import RegistryError
 from model_store.registry import Registry
 from model_store.registry.s3_http import S3HttpStore
-from tests.faults import FaultyS3
+from tests.support.faults import FaultyS3
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def s3_proxy(moto_endpoint: str) -> Iterator[FaultyS3]:
 
 
 @pytest.fixture
-def registry(moto_endpoint: str, s3_proxy: FaultyS3, iris_artifact: Artifact) -> Registry:
+def proxied_registry(moto_endpoint: str, s3_proxy: FaultyS3, iris_artifact: Artifact) -> Registry:
     """iris@1 promoted in a fresh bucket, read through the proxy."""
     bucket = f"deadlines-{uuid.uuid4().hex[:12]}"
     client = boto3.client("s3", endpoint_url=moto_endpoint)
@@ -63,13 +63,13 @@ def _timed(call: object) -> tuple[object, float]:
 
 
 def test_a_hung_s3_fails_within_the_deadline_with_one_attempt(
-    registry: Registry, s3_proxy: FaultyS3
+    proxied_registry: Registry, s3_proxy: FaultyS3
 ) -> None:
     s3_proxy.mode = "hang"
     before = len(s3_proxy.requests)
 
-    with registry.deadline(0.5, attempts=1):
-        outcome, seconds = _timed(lambda: registry.read_manifest("iris", "1"))
+    with proxied_registry.deadline(0.5, attempts=1):
+        outcome, seconds = _timed(lambda: proxied_registry.read_manifest("iris", "1"))
 
     assert isinstance(outcome, RegistryError)
     assert "no answer within its deadline" in str(outcome)
@@ -77,22 +77,26 @@ def test_a_hung_s3_fails_within_the_deadline_with_one_attempt(
     assert len(s3_proxy.requests) - before == 1
 
 
-def test_a_slow_drip_cannot_outlast_the_deadline(registry: Registry, s3_proxy: FaultyS3) -> None:
+def test_a_slow_drip_cannot_outlast_the_deadline(
+    proxied_registry: Registry, s3_proxy: FaultyS3
+) -> None:
     s3_proxy.mode, s3_proxy.delay = "slow", 2.0
 
-    with registry.deadline(0.5):
-        outcome, seconds = _timed(lambda: registry.read_manifest("iris", "1"))
+    with proxied_registry.deadline(0.5):
+        outcome, seconds = _timed(lambda: proxied_registry.read_manifest("iris", "1"))
 
     assert isinstance(outcome, RegistryError)
     assert seconds < 1.5
 
 
-def test_throttling_is_retried_within_the_deadline(registry: Registry, s3_proxy: FaultyS3) -> None:
+def test_throttling_is_retried_within_the_deadline(
+    proxied_registry: Registry, s3_proxy: FaultyS3
+) -> None:
     s3_proxy.mode = "error"
     before = len(s3_proxy.requests)
 
-    with registry.deadline(3.0, attempts=3):
-        outcome, _ = _timed(lambda: registry.read_manifest("iris", "1"))
+    with proxied_registry.deadline(3.0, attempts=3):
+        outcome, _ = _timed(lambda: proxied_registry.read_manifest("iris", "1"))
 
     assert isinstance(outcome, RegistryError)
     assert "SlowDown" in str(outcome)
@@ -103,9 +107,9 @@ def test_throttling_is_retried_within_the_deadline(registry: Registry, s3_proxy:
 
 
 def test_a_cold_load_from_a_hung_s3_is_unavailable_within_its_timeout_then_recovers(
-    registry: Registry, s3_proxy: FaultyS3
+    proxied_registry: Registry, s3_proxy: FaultyS3
 ) -> None:
-    loader = ModelLoader(registry, "iris", cache_dir=None, load_timeout=1.0)
+    loader = ModelLoader(proxied_registry, "iris", cache_dir=None, load_timeout=1.0)
     s3_proxy.mode = "hang"
 
     outcome, seconds = _timed(loader.get)
@@ -117,13 +121,13 @@ def test_a_cold_load_from_a_hung_s3_is_unavailable_within_its_timeout_then_recov
 
 
 def test_a_due_refresh_against_a_hung_s3_serves_the_model_it_has_within_a_second(
-    registry: Registry, s3_proxy: FaultyS3, iris_artifact_2: Artifact
+    proxied_registry: Registry, s3_proxy: FaultyS3, iris_artifact_2: Artifact
 ) -> None:
     clock = Clock()
-    loader = ModelLoader(registry, "iris", cache_dir=None, refresh_seconds=60, clock=clock)
+    loader = ModelLoader(proxied_registry, "iris", cache_dir=None, refresh_seconds=60, clock=clock)
     assert loader.get().version == "1"
-    registry.publish(iris_artifact_2, name="iris", version="2")
-    registry.promote("iris", "2")
+    proxied_registry.publish(iris_artifact_2, name="iris", version="2")
+    proxied_registry.promote("iris", "2")
     s3_proxy.mode = "hang"
     clock.now += 61
 

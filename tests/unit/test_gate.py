@@ -23,7 +23,7 @@ from model_store import (
 from model_store.artifact import Artifact, dump_model, sha256_hex
 from model_store.gate import DEFAULT_CACHE_DIR
 from model_store.manifest import Manifest
-from tests.doubles import CountingRegistry, Trap
+from tests.support.doubles import CountingRegistry, Trap
 
 RUNNING_SKLEARN = dist_version("scikit-learn")
 MODEL_KEY = "models/{name}/{version}/model.joblib"

@@ -21,7 +21,7 @@ from model_store.artifact import Artifact, dump_model, sha256_hex
 from model_store.gate import load_artifact_dir
 from model_store.manifest import OnnxForm
 from model_store.training import load_iris_dataset
-from tests.doubles import CountingRegistry, Trap
+from tests.support.doubles import CountingRegistry, Trap
 
 RUNNING = onnxruntime.__version__
 ONNX_KEY = "models/{name}/{version}/model.onnx"

@@ -46,7 +46,7 @@ def test_the_cli_examples_run_in_the_order_written(
 ) -> None:
     # The registry commands of the CLI section, as written, against a local registry (the
     # training lines are covered by the CLI's own tests; their artifact is the fixture's).
-    from tests.unit.test_cli import run
+    from tests.support.cli import run
 
     section = README[README.index("## The `model-store` command line") :]
     block = section[

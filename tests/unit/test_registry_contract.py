@@ -1,8 +1,8 @@
 """One behavioural contract for the registry, run against every backend.
 
-The same tests run over a local directory, S3 mocked in-process (``moto.mock_aws``), S3
-over real HTTP (a moto server) through botocore, and the same server through the
-functions' own SigV4 client (``S3HttpStore``), so the backends cannot drift apart.
+The same tests run over a local directory, S3 over real HTTP (the session's moto server)
+through botocore, and the same server through the functions' own SigV4 client
+(``S3HttpStore``), so the backends cannot drift apart.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from model_store.artifact import MANIFEST_FILE, MODEL_FILE, Artifact
 from model_store.exceptions import (
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 PREFIX = "team/registry"
-BACKENDS = ["local", "s3-mock", "s3-server", "s3-http"]
+BACKENDS = ["local", "s3-server", "s3-http"]
 
 
 def _fresh_bucket(client: S3Client) -> str:
@@ -52,10 +51,6 @@ def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registr
     backend: str = request.param
     if backend == "local":
         yield Registry(LocalStore(tmp_path / "registry"))
-    elif backend == "s3-mock":
-        with mock_aws():
-            client = boto3.client("s3", region_name="us-east-1")
-            yield Registry(S3Store(client, _fresh_bucket(client), PREFIX))
     else:
         endpoint: str = request.getfixturevalue("moto_endpoint")
         client = boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint)

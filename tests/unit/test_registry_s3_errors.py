@@ -14,7 +14,6 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from model_store.artifact import Artifact
 from model_store.aws import s3_client
@@ -57,22 +56,10 @@ def _closed_port() -> int:
 # -- a bucket that does not exist ------------------------------------------------------
 
 
-@pytest.fixture(params=["s3-mock", "s3-server"])
-def server_client(request: pytest.FixtureRequest) -> Iterator[S3Client]:
-    if request.param == "s3-mock":
-        with mock_aws():
-            yield boto3.client("s3", region_name="us-east-1")
-    else:
-        endpoint: str = request.getfixturevalue("moto_endpoint")
-        yield boto3.client("s3", region_name="us-east-1", endpoint_url=endpoint)
-
-
 @pytest.mark.parametrize("operation", OPERATIONS)
-def test_missing_bucket_names_the_bucket_and_no_such_bucket(
-    server_client: S3Client, operation: str
-) -> None:
+def test_missing_bucket_names_the_bucket_and_no_such_bucket(s3: S3Client, operation: str) -> None:
     bucket = f"absent-{uuid.uuid4().hex}"
-    registry = Registry(S3Store(server_client, bucket, "prefix"))
+    registry = Registry(S3Store(s3, bucket, "prefix"))
 
     with pytest.raises(RegistryError) as info:
         OPERATIONS[operation](registry)
@@ -83,9 +70,9 @@ def test_missing_bucket_names_the_bucket_and_no_such_bucket(
     assert f"s3://{bucket}/prefix/models/" in str(info.value)
 
 
-def test_publish_to_a_missing_bucket(server_client: S3Client, iris_artifact: Artifact) -> None:
+def test_publish_to_a_missing_bucket(s3: S3Client, iris_artifact: Artifact) -> None:
     bucket = f"absent-{uuid.uuid4().hex}"
-    registry = Registry(S3Store(server_client, bucket, "prefix"))
+    registry = Registry(S3Store(s3, bucket, "prefix"))
 
     with pytest.raises(RegistryError, match="NoSuchBucket") as info:
         registry.publish(iris_artifact, name="iris", version="1")

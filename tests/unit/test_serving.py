@@ -60,7 +60,7 @@ class CountingRegistry(Registry):
 
 
 @pytest.fixture
-def registry(
+def two_version_registry(
     tmp_path: Path, iris_artifact: Artifact, iris_artifact_2: Artifact
 ) -> CountingRegistry:
     """iris v1 (logistic regression) and v2 (decision tree) published, production -> v1."""
@@ -77,10 +77,10 @@ def clock() -> FakeClock:
 
 
 def _loader(
-    registry: Registry, tmp_path: Path, clock: FakeClock, version: str | None = None
+    two_version_registry: Registry, tmp_path: Path, clock: FakeClock, version: str | None = None
 ) -> ModelLoader:
     return ModelLoader(
-        registry,
+        two_version_registry,
         "iris",
         version=version,
         refresh_seconds=REFRESH,
@@ -155,17 +155,17 @@ def test_concurrent_cold_gets_load_once(tmp_path: Path, iris_artifact: Artifact)
 
 
 def test_promotion_is_served_after_refresh_interval(
-    tmp_path: Path, registry: CountingRegistry, clock: FakeClock
+    tmp_path: Path, two_version_registry: CountingRegistry, clock: FakeClock
 ) -> None:
-    loader = _loader(registry, tmp_path, clock)
+    loader = _loader(two_version_registry, tmp_path, clock)
     v1 = loader.get()
     assert v1.version == "v1"
     assert v1.manifest.algorithm == "logistic_regression"
 
-    registry.promote("iris", "v2")
+    two_version_registry.promote("iris", "v2")
     clock.advance(REFRESH - 0.5)
     assert loader.get() is v1
-    assert registry.resolves == 1
+    assert two_version_registry.resolves == 1
 
     clock.advance(1.0)
     v2 = loader.get()
@@ -173,42 +173,42 @@ def test_promotion_is_served_after_refresh_interval(
     assert v2.manifest.algorithm == "decision_tree"
     assert loader.current is v2
     assert loader.get() is v2
-    assert registry.resolves == 2
+    assert two_version_registry.resolves == 2
 
 
 def test_rollback_reaches_a_warm_loader(
-    tmp_path: Path, registry: CountingRegistry, clock: FakeClock
+    tmp_path: Path, two_version_registry: CountingRegistry, clock: FakeClock
 ) -> None:
-    registry.promote("iris", "v2")
-    loader = _loader(registry, tmp_path, clock)
+    two_version_registry.promote("iris", "v2")
+    loader = _loader(two_version_registry, tmp_path, clock)
     assert loader.get().version == "v2"
 
-    registry.rollback("iris")
+    two_version_registry.rollback("iris")
     clock.advance(REFRESH + 1)
     assert loader.get().version == "v1"
 
 
 def test_unchanged_alias_keeps_the_same_model(
-    tmp_path: Path, registry: CountingRegistry, clock: FakeClock
+    tmp_path: Path, two_version_registry: CountingRegistry, clock: FakeClock
 ) -> None:
-    loader = _loader(registry, tmp_path, clock)
+    loader = _loader(two_version_registry, tmp_path, clock)
     v1 = loader.get()
     clock.advance(REFRESH + 1)
     assert loader.get() is v1
-    assert registry.resolves == 2
-    assert registry.byte_reads == 1
+    assert two_version_registry.resolves == 2
+    assert two_version_registry.byte_reads == 1
 
 
 def test_failing_refresh_keeps_the_old_model(
     tmp_path: Path,
-    registry: CountingRegistry,
+    two_version_registry: CountingRegistry,
     clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    loader = _loader(registry, tmp_path, clock)
+    loader = _loader(two_version_registry, tmp_path, clock)
     v1 = loader.get()
-    registry.promote("iris", "v2")
-    registry.fail_resolve = True
+    two_version_registry.promote("iris", "v2")
+    two_version_registry.fail_resolve = True
 
     clock.advance(REFRESH + 1)
     with caplog.at_level(logging.WARNING, logger="model_store"):
@@ -222,11 +222,11 @@ def test_failing_refresh_keeps_the_old_model(
     assert loader.current is v1
 
     # A failed refresh still waits out the interval: no look-up on every request.
-    resolves = registry.resolves
+    resolves = two_version_registry.resolves
     assert loader.get() is v1
-    assert registry.resolves == resolves
+    assert two_version_registry.resolves == resolves
 
-    registry.fail_resolve = False
+    two_version_registry.fail_resolve = False
     clock.advance(REFRESH + 1)
     v2 = loader.get()
     assert v2.version == "v2"
@@ -235,11 +235,11 @@ def test_failing_refresh_keeps_the_old_model(
 
 def test_deleted_alias_keeps_the_old_model(
     tmp_path: Path,
-    registry: CountingRegistry,
+    two_version_registry: CountingRegistry,
     clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    loader = _loader(registry, tmp_path, clock)
+    loader = _loader(two_version_registry, tmp_path, clock)
     v1 = loader.get()
     alias_file = tmp_path / "registry" / "models" / "iris" / "aliases" / "production.json"
     alias_file.unlink()
@@ -249,48 +249,48 @@ def test_deleted_alias_keeps_the_old_model(
         assert loader.get() is v1
     assert any(r.levelno == logging.WARNING and "v1" in r.getMessage() for r in caplog.records)
 
-    registry.promote("iris", "v2")
+    two_version_registry.promote("iris", "v2")
     clock.advance(REFRESH + 1)
     assert loader.get().version == "v2"
 
 
 def test_unloadable_new_version_keeps_the_old_model(
     tmp_path: Path,
-    registry: CountingRegistry,
+    two_version_registry: CountingRegistry,
     clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    loader = _loader(registry, tmp_path, clock)
+    loader = _loader(two_version_registry, tmp_path, clock)
     v1 = loader.get()
     key = "models/iris/v2/model.joblib"
-    good = registry.store.read(key)
-    registry.store.write(key, good[:-1])
-    registry.promote("iris", "v2")
+    good = two_version_registry.store.read(key)
+    two_version_registry.store.write(key, good[:-1])
+    two_version_registry.promote("iris", "v2")
 
     clock.advance(REFRESH + 1)
     with caplog.at_level(logging.WARNING, logger="model_store"):
         assert loader.get() is v1
     assert any(r.levelno == logging.WARNING and "v1" in r.getMessage() for r in caplog.records)
 
-    registry.store.write(key, good)
+    two_version_registry.store.write(key, good)
     clock.advance(REFRESH + 1)
     assert loader.get().version == "v2"
 
 
 def test_pinned_version_never_resolves_the_alias(
-    tmp_path: Path, registry: CountingRegistry, clock: FakeClock
+    tmp_path: Path, two_version_registry: CountingRegistry, clock: FakeClock
 ) -> None:
-    loader = _loader(registry, tmp_path, clock, version="v1")
+    loader = _loader(two_version_registry, tmp_path, clock, version="v1")
     assert loader.target == "iris@v1"
     v1 = loader.get()
     assert v1.version == "v1"
 
-    registry.promote("iris", "v2")
+    two_version_registry.promote("iris", "v2")
     for _ in range(3):
         clock.advance(REFRESH * 10)
         assert loader.get() is v1
-    assert registry.resolves == 0
-    assert registry.byte_reads == 1
+    assert two_version_registry.resolves == 0
+    assert two_version_registry.byte_reads == 1
 
 
 def test_pinned_version_needs_no_alias(tmp_path: Path, iris_artifact: Artifact) -> None:

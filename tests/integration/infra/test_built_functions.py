@@ -21,8 +21,8 @@ from sklearn.datasets import load_iris
 from devstack.rie import FunctionSpec, RieProcess
 from devstack.runtime import base_python, runtime_dir
 from model_store import Artifact
-from tests.conftest import bucket_with_model
-from tests.events import EVENTS_DIR, load_event
+from tests.support.events import EVENTS_DIR, load_event
+from tests.support.s3 import bucket_with_model
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ def built(local_build: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def model_bucket(moto_endpoint: str, iris_artifact: Artifact) -> str:
+def iris_bucket(moto_endpoint: str, iris_artifact: Artifact) -> str:
     return bucket_with_model(moto_endpoint, iris_artifact)
 
 
@@ -70,9 +70,9 @@ def spec(
 
 
 @pytest.fixture
-def environment(moto_endpoint: str, model_bucket: str, tmp_path: Path) -> dict[str, str]:
+def environment(moto_endpoint: str, iris_bucket: str, tmp_path: Path) -> dict[str, str]:
     return {
-        "MODEL_BUCKET": model_bucket,
+        "MODEL_BUCKET": iris_bucket,
         "AWS_ENDPOINT_URL_S3": moto_endpoint,
         "TMPDIR": str(tmp_path),
     }
@@ -118,13 +118,13 @@ def test_built_predict_api_answers_predict(
 
 @pytest.fixture(scope="module")
 def api_answers(
-    built: Path, moto_endpoint: str, model_bucket: str, tmp_path_factory: pytest.TempPathFactory
+    built: Path, moto_endpoint: str, iris_bucket: str, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """{runtime: {event file: response}} from one environment per runtime, events in order."""
     answers: dict[str, dict[str, dict[str, Any]]] = {}
     for runtime in DEPENDENCIES:
         environment = {
-            "MODEL_BUCKET": model_bucket,
+            "MODEL_BUCKET": iris_bucket,
             "AWS_ENDPOINT_URL_S3": moto_endpoint,
             "TMPDIR": str(tmp_path_factory.mktemp(f"tmp-{runtime}")),
         }

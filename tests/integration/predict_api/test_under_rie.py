@@ -18,26 +18,28 @@ import pytest
 
 from devstack.rie import FunctionSpec, RieProcess
 from model_store import Artifact, open_registry
-from tests.conftest import bucket_with_model
-from tests.events import load_event
+from tests.support.events import load_event
+from tests.support.s3 import bucket_with_model
+
+pytestmark = pytest.mark.slow  # the function under the Lambda RIE
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def model_bucket(moto_endpoint: str, iris_artifact: Artifact) -> str:
+def iris_bucket(moto_endpoint: str, iris_artifact: Artifact) -> str:
     return bucket_with_model(moto_endpoint, iris_artifact, prefix="registry")
 
 
 @pytest.fixture
-def rie(moto_endpoint: str, model_bucket: str, tmp_path: Path) -> Iterator[RieProcess]:
+def rie(moto_endpoint: str, iris_bucket: str, tmp_path: Path) -> Iterator[RieProcess]:
     spec = FunctionSpec(
         name="PredictApiFunction",
         handler="predict_api.handler.handler",
         code_dir=ROOT / "functions" / "predict_api",
         python=sys.executable,
         environment={
-            "MODEL_BUCKET": model_bucket,
+            "MODEL_BUCKET": iris_bucket,
             "MODEL_PREFIX": "registry",
             "AWS_ENDPOINT_URL_S3": moto_endpoint,
             "TMPDIR": str(tmp_path),  # a fresh /tmp, as in a new execution environment

@@ -13,8 +13,14 @@ import pytest
 from model_store.artifact import Artifact
 from model_store.cli import main
 from model_store.registry import open_registry
-
-from .conftest import ERRORS_HEADER, FEATURES, OUTPUT_COLUMNS, csv_text, iris_table, parse_csv
+from tests.support.batch_files import (
+    ERRORS_HEADER,
+    FEATURES,
+    OUTPUT_COLUMNS,
+    csv_text,
+    iris_table,
+    parse_csv,
+)
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,7 @@ from hypothesis import strategies as st
 from model_store.batch import BatchReport, score_file
 from model_store.batch.report import ModelRef
 from model_store.gate import LoadedModel
-
-from .conftest import (
+from tests.support.batch_files import (
     CLASSES,
     ERRORS_HEADER,
     FEATURES,

@@ -28,8 +28,7 @@ from model_store.batch.engine import (
     score_text,
 )
 from model_store.gate import LoadedModel
-
-from .conftest import ERRORS_HEADER, FEATURES, OUTPUT_COLUMNS, csv_text, iris_table
+from tests.support.batch_files import ERRORS_HEADER, FEATURES, OUTPUT_COLUMNS, csv_text, iris_table
 
 PLAIN_HEADER = ["id", *FEATURES]
 GOOD_ROWS = ["a,5.1,3.5,1.4,0.2", "b,6.3,2.9,5.6,1.8", "c,5.9,3.0,4.2,1.5"]

@@ -21,17 +21,9 @@ import pytest
 
 from model_store.artifact import Artifact
 from model_store.registry import Registry
-from tests.events import load_event
-
-from .conftest import (
-    FEATURES,
-    REGISTRY_PREFIX,
-    csv_text,
-    iris_table,
-    keys_under,
-    parse_csv,
-    read_object,
-)
+from tests.support.batch_files import FEATURES, csv_text, iris_table, parse_csv
+from tests.support.events import load_event
+from tests.support.s3 import REGISTRY_PREFIX, keys_under, read_object
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -64,13 +56,13 @@ def context() -> FakeLambdaContext:
 def handler_module(
     monkeypatch: pytest.MonkeyPatch,
     moto_endpoint: str,
-    model_bucket: str,
-    registry: Registry,
+    registry_bucket: str,
+    iris_registry: Registry,
     tmp_path: Path,
 ) -> Iterator[ModuleType]:
     """``batch_scoring.handler`` imported afresh with the function's environment set."""
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
-    monkeypatch.setenv("MODEL_BUCKET", model_bucket)
+    monkeypatch.setenv("MODEL_BUCKET", registry_bucket)
     monkeypatch.setenv("MODEL_PREFIX", REGISTRY_PREFIX)
     monkeypatch.setenv("MODEL_NAME", "iris")
     monkeypatch.setenv("MODEL_ALIAS", "production")
@@ -234,14 +226,14 @@ def test_under_onnx_a_model_without_an_onnx_form_gets_a_failed_report_and_no_out
     s3: S3Client,
     data_bucket: str,
     context: FakeLambdaContext,
-    registry: Registry,
+    iris_registry: Registry,
     iris_artifact: Artifact,
 ) -> None:
     manifest = iris_artifact.manifest.model_copy(
         update={"onnx": None, "onnx_refused": "skl2onnx cannot convert it"}
     )
-    registry.publish(Artifact(iris_artifact.model_bytes, manifest), name="iris", version="2")
-    registry.promote("iris", "2")
+    iris_registry.publish(Artifact(iris_artifact.model_bytes, manifest), name="iris", version="2")
+    iris_registry.promote("iris", "2")
     _upload(s3, data_bucket, "incoming/iris.csv", rows=30)
 
     with pytest.raises(handler_module.BatchFailedError, match="no ONNX form"):
@@ -523,7 +515,7 @@ def test_while_s3_fails_the_batch_leaves_no_partial_output_and_a_retry_completes
     context: FakeLambdaContext,
     tmp_path: Path,
 ) -> None:
-    from tests.faults import FaultyS3
+    from tests.support.faults import FaultyS3
 
     _upload(s3, data_bucket, "incoming/iris.csv", rows=120)
     with FaultyS3(moto_endpoint) as proxy:

@@ -26,8 +26,8 @@ from model_store.batch.report import Drift, FeatureDrift, RowError, SourceInfo
 from model_store.exceptions import ModelStoreError
 from model_store.gate import LoadedModel, load_model
 from model_store.registry import Registry
-
-from .conftest import csv_text, iris_table, keys_under, read_object
+from tests.support.batch_files import csv_text, iris_table
+from tests.support.s3 import keys_under, read_object
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -322,8 +322,8 @@ def test_every_text_of_a_report_is_escaped_svg_titles_too() -> None:
 
 
 @pytest.fixture
-def model(registry: Registry) -> Callable[[], LoadedModel]:
-    return functools.partial(load_model, registry, "iris", "1", cache_dir=None)
+def model(iris_registry: Registry) -> Callable[[], LoadedModel]:
+    return functools.partial(load_model, iris_registry, "iris", "1", cache_dir=None)
 
 
 def _s3_page(s3: S3Client, bucket: str, stem: str) -> tuple[dict[str, Any], Page]:

@@ -13,8 +13,8 @@ import pytest
 from model_store.batch import BatchReport, score_file, score_s3_object
 from model_store.gate import LoadedModel, load_model
 from model_store.registry import Registry
-
-from .conftest import csv_text, iris_table, keys_under, parse_csv, pending_uploads, read_object
+from tests.support.batch_files import csv_text, iris_table, parse_csv
+from tests.support.s3 import keys_under, pending_uploads, read_object
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def model(registry: Registry) -> Callable[[], LoadedModel]:
-    return functools.partial(load_model, registry, "iris", "1", cache_dir=None)
+def model(iris_registry: Registry) -> Callable[[], LoadedModel]:
+    return functools.partial(load_model, iris_registry, "iris", "1", cache_dir=None)
 
 
 def iris_csv() -> str:
@@ -124,10 +124,10 @@ def test_an_unreadable_gzip_is_rejected_not_retried(
     assert pending_uploads(s3, data_bucket) == []
 
 
-def test_score_file_reads_a_gzipped_csv(tmp_path: Path, registry: Registry) -> None:
+def test_score_file_reads_a_gzipped_csv(tmp_path: Path, iris_registry: Registry) -> None:
     source = tmp_path / "flowers.csv.gz"
     source.write_bytes(gzip.compress(iris_csv().encode()))
-    loaded = load_model(registry, "iris", "1", cache_dir=None)
+    loaded = load_model(iris_registry, "iris", "1", cache_dir=None)
 
     report = score_file(source, loaded, tmp_path / "out")
 

@@ -31,20 +31,16 @@ from model_store.exceptions import DataBucketError, ModelStoreError, ModelUnavai
 from model_store.gate import LoadedModel, load_model
 from model_store.registry import Registry, open_registry
 from model_store.serving import ModelLoader
-
-from .conftest import (
+from tests.support.batch_files import (
     ERRORS_HEADER,
     FEATURES,
     OUTPUT_COLUMNS,
-    REGISTRY_PREFIX,
     csv_text,
     iris_table,
-    keys_under,
     parse_csv,
     parse_errors,
-    pending_uploads,
-    read_object,
 )
+from tests.support.s3 import REGISTRY_PREFIX, keys_under, pending_uploads, read_object
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -60,9 +56,9 @@ def _iris_csv(extra: list[list[str]] | None = None, *, repeat: int = 1) -> str:
 
 
 @pytest.fixture
-def model(registry: Registry) -> ModelSource:
+def model(iris_registry: Registry) -> ModelSource:
     """iris@1 loaded from the moto registry on each call (no disk cache)."""
-    return functools.partial(load_model, registry, "iris", "1", cache_dir=None)
+    return functools.partial(load_model, iris_registry, "iris", "1", cache_dir=None)
 
 
 @pytest.fixture
@@ -680,9 +676,9 @@ def test_a_failed_object_is_scored_again_on_retry(
 
 
 def test_no_model_raises_after_a_failed_report(
-    s3: S3Client, data_bucket: str, model_bucket: str
+    s3: S3Client, data_bucket: str, registry_bucket: str
 ) -> None:
-    empty = open_registry(f"s3://{model_bucket}/{REGISTRY_PREFIX}", s3_client=s3)
+    empty = open_registry(f"s3://{registry_bucket}/{REGISTRY_PREFIX}", s3_client=s3)
     loader = ModelLoader(empty, "iris", cache_dir=None)
     _put(s3, data_bucket, "incoming/iris.csv", _iris_csv())
 
@@ -703,9 +699,9 @@ def test_no_model_raises_after_a_failed_report(
 
 
 def test_a_failed_report_does_not_count_as_done(
-    s3: S3Client, data_bucket: str, model_bucket: str, iris_artifact: Any
+    s3: S3Client, data_bucket: str, registry_bucket: str, iris_artifact: Any
 ) -> None:
-    registry = open_registry(f"s3://{model_bucket}/{REGISTRY_PREFIX}", s3_client=s3)
+    registry = open_registry(f"s3://{registry_bucket}/{REGISTRY_PREFIX}", s3_client=s3)
     _put(s3, data_bucket, "incoming/iris.csv", _iris_csv())
     with pytest.raises(ModelStoreError):
         score_s3_object(s3, data_bucket, "incoming/iris.csv", ModelLoader(registry, "iris").get)

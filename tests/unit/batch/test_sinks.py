@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from model_store.batch import FileSink, S3MultipartSink
-
-from .conftest import keys_under
+from tests.support.s3 import keys_under
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -133,15 +133,7 @@ def overrides(value: str | list[str]) -> dict[str, str]:
 
 
 def test_samconfig_has_the_three_environments(samconfig: dict[str, Any]) -> None:
-    assert samconfig["version"] == 0.1
     assert set(ENVIRONMENTS) <= set(samconfig)
-
-
-@pytest.mark.parametrize("environment", ENVIRONMENTS)
-def test_build_is_cached_and_parallel(samconfig: dict[str, Any], environment: str) -> None:
-    build = section(samconfig, environment, "build")
-    assert build["cached"] is True
-    assert build["parallel"] is True
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
@@ -161,15 +153,9 @@ def test_deploy_settings(samconfig: dict[str, Any], environment: str) -> None:
     deploy = section(samconfig, environment, "deploy")
     capabilities = deploy["capabilities"]
     capabilities = capabilities.split() if isinstance(capabilities, str) else capabilities
-    assert "CAPABILITY_IAM" in capabilities
-    assert isinstance(deploy["confirm_changeset"], bool)
-    assert deploy["resolve_s3"] is True
+    assert "CAPABILITY_IAM" in capabilities  # the stack creates the functions' roles
+    assert deploy["resolve_s3"] is True  # nothing to create by hand before the first deploy
     assert overrides(deploy["parameter_overrides"])
-
-
-@pytest.mark.parametrize("environment", ENVIRONMENTS)
-def test_validate_lints(samconfig: dict[str, Any], environment: str) -> None:
-    assert section(samconfig, environment, "validate")["lint"] is True
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)

@@ -23,13 +23,15 @@ from cfnlint.api import ManualArgs, lint  # type: ignore[import-untyped]
 from samcli.yamlhelper import yaml_parse
 from samtranslator.translator.transform import transform  # type: ignore[import-untyped]
 
-from tests.unit.infra.test_template import (
+from tests.support.sam_template import (
     PSEUDO_PARAMETERS,
     TEMPLATE,
     NoManagedPolicies,
     package,
     parameter_values,
 )
+
+pytestmark = pytest.mark.slow  # a translate and a cfn-lint per rendering
 
 _PARAMETERS = yaml_parse(TEMPLATE.read_text())["Parameters"]
 ENUMERATED = {

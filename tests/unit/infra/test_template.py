@@ -15,7 +15,6 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,18 +27,15 @@ from model_store.batch import BatchReport, Drift, FeatureDrift, SourceInfo
 from model_store.batch.report import ModelRef
 from model_store.observability import COLD_START, record_cold_start
 from predict_api import observability as api_observability
-from tests.events import load_event
+from tests.support.events import load_event
+from tests.support.sam_template import (
+    PSEUDO_PARAMETERS,
+    TEMPLATE,
+    NoManagedPolicies,
+    package,
+    parameter_values,
+)
 
-ROOT = Path(__file__).resolve().parents[3]
-TEMPLATE = ROOT / "template.yaml"
-
-PSEUDO_PARAMETERS: dict[str, Any] = {
-    "AWS::Region": "us-east-1",
-    "AWS::AccountId": "123456789012",
-    "AWS::StackName": "sklearn-serverless",
-    "AWS::Partition": "aws",
-    "AWS::URLSuffix": "amazonaws.com",
-}
 # Strings, as `sam deploy --parameter-overrides` passes them.
 OVERRIDES: dict[str, Any] = {
     "StageName": "v7",
@@ -196,32 +192,6 @@ class Stack:
             for action in actions:
                 access.setdefault(action, set()).update(resources)
         return access
-
-
-def parameter_values(overrides: dict[str, Any]) -> dict[str, Any]:
-    """What the transform receives: pseudo parameters, the overrides, then the defaults."""
-    raw = yaml_parse(TEMPLATE.read_text())
-    defaults = {k: v["Default"] for k, v in raw["Parameters"].items() if "Default" in v}
-    return {**defaults, **PSEUDO_PARAMETERS, **overrides}
-
-
-class NoManagedPolicies:
-    """Stands in for samtranslator's ManagedPolicyLoader: no IAM call, no names to map
-    (the template names no managed policy by its short name)."""
-
-    def load(self) -> dict[str, str]:
-        return {}
-
-
-def package(template: dict[str, Any]) -> dict[str, Any]:
-    """What `sam package` (run by `sam deploy`) does to the template: local code paths
-    become the S3 objects it uploaded."""
-    for logical_id, resource in template["Resources"].items():
-        properties = resource.get("Properties", {})
-        for key in ("CodeUri", "ContentUri"):
-            if isinstance(properties.get(key), str) and not properties[key].startswith("s3://"):
-                properties[key] = f"s3://sam-artifacts-123456789012/{logical_id}.zip"
-    return template
 
 
 @pytest.fixture(scope="module", params=["defaults", "overrides"])

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 
 from devstack.notifications import S3Notifier
@@ -43,11 +42,6 @@ class Recorder:
 
     def records(self) -> list[dict[str, Any]]:
         return [event["Records"][0] for _, event, _ in self.calls]
-
-
-@pytest.fixture
-def s3(moto_endpoint: str) -> S3Client:
-    return boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION)
 
 
 @pytest.fixture

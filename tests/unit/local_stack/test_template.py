@@ -29,7 +29,7 @@ from devstack.template import (
     Template,
     TemplateError,
 )
-from tests.events import EVENTS_DIR, load_event
+from tests.support.events import EVENTS_DIR, load_event
 
 STACK = "my-stack"
 REGION = "eu-west-1"
@@ -132,6 +132,7 @@ def test_a_functions_own_values_win_over_globals(tmp_path: Path) -> None:
     assert function.layer_dirs == (tmp_path / "shared/python", tmp_path / "own/python")
 
 
+@pytest.mark.slow  # reads what `sam build` wrote
 @pytest.mark.parametrize(
     ("runtime_name", "dependencies"),
     [
@@ -463,6 +464,7 @@ def test_sub_escape_gives_a_literal(tmp_path: Path) -> None:
 
 
 # -- events/ and the local stack --------------------------------------------------------------
+@pytest.mark.slow  # reads what `sam build` wrote
 def test_env_json_names_the_model_bucket_the_local_stack_creates(built: Path) -> None:
     local = Template(built, stack_name=StackConfig().stack_name)
     env = json.loads((EVENTS_DIR / "env.json").read_text())
@@ -476,6 +478,7 @@ def test_env_json_names_the_model_bucket_the_local_stack_creates(built: Path) ->
         assert not undeclared, f"{logical_id}: {undeclared}"
 
 
+@pytest.mark.slow  # reads what `sam build` wrote
 def test_s3_put_event_names_the_data_bucket_the_local_stack_creates(built: Path) -> None:
     local = Template(built, stack_name=StackConfig().stack_name)
     data_bucket = {b.logical_id: b.name for b in local.buckets()}["DataBucket"]

@@ -15,7 +15,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 from fastapi.testclient import TestClient
 
@@ -25,11 +24,11 @@ from predict_api.app import create_app
 from predict_api.observability import flush_metrics, metrics
 from predict_api.service import ModelService
 from predict_api.settings import ApiSettings
+from tests.support.s3 import REGISTRY_PREFIX
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-REGISTRY_PREFIX = "registry"
 MODEL_NAME = "iris"
 
 # (client, service): what a test needs to call the app and to look inside it.
@@ -45,12 +44,6 @@ def _fresh_metrics() -> Iterator[None]:
 
 
 @pytest.fixture
-def s3(moto_endpoint: str) -> S3Client:
-    """A client of our own, to set up and inspect buckets (the app builds its own)."""
-    return boto3.client("s3", region_name="us-east-1", endpoint_url=moto_endpoint)
-
-
-@pytest.fixture
 def bucket_name() -> str:
     """A unique bucket name, not created: on its own it is the 'bucket missing' case."""
     return f"predict-api-{uuid.uuid4().hex}"
@@ -63,15 +56,15 @@ def empty_bucket(s3: S3Client, bucket_name: str) -> str:
 
 
 @pytest.fixture
-def registry(s3: S3Client, empty_bucket: str) -> Registry:
+def bucket_registry(s3: S3Client, empty_bucket: str) -> Registry:
     return open_registry(f"s3://{empty_bucket}/{REGISTRY_PREFIX}", s3_client=s3)
 
 
 @pytest.fixture
-def model_bucket(registry: Registry, empty_bucket: str, iris_artifact: Artifact) -> str:
+def iris_bucket(bucket_registry: Registry, empty_bucket: str, iris_artifact: Artifact) -> str:
     """iris version "1" (logistic regression) published and promoted to production."""
-    registry.publish(iris_artifact, name=MODEL_NAME, version="1")
-    registry.promote(MODEL_NAME, "1", alias="production")
+    bucket_registry.publish(iris_artifact, name=MODEL_NAME, version="1")
+    bucket_registry.promote(MODEL_NAME, "1", alias="production")
     return empty_bucket
 
 
@@ -117,10 +110,10 @@ def set_api_env(monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> Callable
 
 
 @pytest.fixture
-def api_env(set_api_env: Callable[[str], None], model_bucket: str) -> str:
+def api_env(set_api_env: Callable[[str], None], iris_bucket: str) -> str:
     """The environment of a function serving the model bucket; returns the bucket."""
-    set_api_env(model_bucket)
-    return model_bucket
+    set_api_env(iris_bucket)
+    return iris_bucket
 
 
 def _service(settings: ApiSettings, cache_dir: Path) -> ModelService:

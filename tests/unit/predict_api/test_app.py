@@ -17,7 +17,7 @@ from model_store.registry import Registry
 from predict_api.errors import MAX_DETAILS
 from predict_api.models import ErrorResponse
 from predict_api.service import ModelService
-from tests.events import load_event
+from tests.support.events import load_event
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -176,9 +176,9 @@ def test_batch_predict_keeps_the_input_order(client: TestClient) -> None:
 
 
 def test_batch_predict_scores_up_to_the_limit_and_refuses_more(
-    make_api: MakeApi, model_bucket: str
+    make_api: MakeApi, iris_bucket: str
 ) -> None:
-    client, _ = make_api(model_bucket, max_batch_records=3)
+    client, _ = make_api(iris_bucket, max_batch_records=3)
     records = _batch_records()
 
     at_limit = client.post("/batch_predict", json={"records": records})
@@ -191,8 +191,8 @@ def test_batch_predict_scores_up_to_the_limit_and_refuses_more(
 
 
 @pytest.mark.parametrize("path", ["/predict", "/batch_predict"])
-def test_a_body_over_the_byte_limit_is_413(make_api: MakeApi, model_bucket: str, path: str) -> None:
-    client, _ = make_api(model_bucket, max_body_bytes=1024)
+def test_a_body_over_the_byte_limit_is_413(make_api: MakeApi, iris_bucket: str, path: str) -> None:
+    client, _ = make_api(iris_bucket, max_body_bytes=1024)
     payload: dict[str, Any] = SETOSA if path == "/predict" else {"records": [SETOSA]}
     small = json.dumps(payload)
     # Valid JSON either way: only the size differs.
@@ -429,7 +429,7 @@ def test_openapi_describes_the_models_features_lazily(
 
 
 def test_openapi_answers_while_the_model_is_missing_then_describes_it(
-    make_api: MakeApi, empty_bucket: str, registry: Registry, iris_artifact: Artifact
+    make_api: MakeApi, empty_bucket: str, bucket_registry: Registry, iris_artifact: Artifact
 ) -> None:
     client, _ = make_api(empty_bucket)
 
@@ -440,8 +440,8 @@ def test_openapi_answers_while_the_model_is_missing_then_describes_it(
     body = missing.json()["paths"]["/predict"]["post"]["requestBody"]
     assert body["content"]["application/json"]["schema"] == {"type": "object"}
 
-    registry.publish(iris_artifact, name="iris", version="1")
-    registry.promote("iris", "1")
+    bucket_registry.publish(iris_artifact, name="iris", version="1")
+    bucket_registry.promote("iris", "1")
     present = client.get("/openapi.json")
 
     assert list(present.json()["components"]["schemas"]["IrisRecord"]["properties"]) == FEATURES
@@ -541,10 +541,10 @@ def _without_onnx(artifact: Artifact) -> Artifact:
 
 
 def test_under_onnx_a_model_without_an_onnx_form_is_a_503_naming_the_reason(
-    make_api: MakeApi, empty_bucket: str, registry: Registry, iris_artifact: Artifact
+    make_api: MakeApi, empty_bucket: str, bucket_registry: Registry, iris_artifact: Artifact
 ) -> None:
-    registry.publish(_without_onnx(iris_artifact), name="iris", version="1")
-    registry.promote("iris", "1")
+    bucket_registry.publish(_without_onnx(iris_artifact), name="iris", version="1")
+    bucket_registry.promote("iris", "1")
     client, service = make_api(empty_bucket)
 
     for path in ("/predict", "/batch_predict"):
@@ -564,12 +564,12 @@ def test_under_onnx_a_model_without_an_onnx_form_is_a_503_naming_the_reason(
 
 
 def test_under_onnx_a_warm_function_keeps_its_model_when_a_version_without_one_is_promoted(
-    make_api: MakeApi, model_bucket: str, registry: Registry, iris_artifact: Artifact
+    make_api: MakeApi, iris_bucket: str, bucket_registry: Registry, iris_artifact: Artifact
 ) -> None:
-    client, _ = make_api(model_bucket, model_refresh_seconds=0)
+    client, _ = make_api(iris_bucket, model_refresh_seconds=0)
     assert client.post("/predict", json=SETOSA).headers["x-model-version"] == "1"
-    registry.publish(_without_onnx(iris_artifact), name="iris", version="2")
-    registry.promote("iris", "2")
+    bucket_registry.publish(_without_onnx(iris_artifact), name="iris", version="2")
+    bucket_registry.promote("iris", "2")
 
     response = client.post("/predict", json=SETOSA)
 
@@ -578,12 +578,12 @@ def test_under_onnx_a_warm_function_keeps_its_model_when_a_version_without_one_i
 
 
 @pytest.mark.parametrize("path", ["/predict", "/batch_predict"])
-def test_both_runtimes_answer_alike(make_api: MakeApi, model_bucket: str, path: str) -> None:
+def test_both_runtimes_answer_alike(make_api: MakeApi, iris_bucket: str, path: str) -> None:
     records = _batch_records()
     payload: dict[str, Any] = records[0] if path == "/predict" else {"records": records}
     bodies = {}
     for runtime in ("onnx", "sklearn"):
-        client, _ = make_api(model_bucket, serving_runtime=runtime)
+        client, _ = make_api(iris_bucket, serving_runtime=runtime)
         response = client.post(path, json=payload)
         assert response.status_code == 200, response.text
         bodies[runtime] = response.json()
@@ -604,15 +604,15 @@ def test_both_runtimes_answer_alike(make_api: MakeApi, model_bucket: str, path: 
 
 
 def test_503_when_the_alias_is_missing_then_recovers(
-    make_api: MakeApi, empty_bucket: str, registry: Registry, iris_artifact: Artifact
+    make_api: MakeApi, empty_bucket: str, bucket_registry: Registry, iris_artifact: Artifact
 ) -> None:
-    registry.publish(iris_artifact, name="iris", version="1")  # published, never promoted
+    bucket_registry.publish(iris_artifact, name="iris", version="1")  # published, never promoted
     client, _ = make_api(empty_bucket)
 
     _assert_unavailable(client.post("/predict", json=SETOSA), 5, empty_bucket)
     _assert_unavailable(client.get("/model"), 5, empty_bucket)
 
-    registry.promote("iris", "1")
+    bucket_registry.promote("iris", "1")
 
     assert client.get("/model").status_code == 200
     response = client.post("/predict", json=SETOSA)
@@ -622,21 +622,21 @@ def test_503_when_the_alias_is_missing_then_recovers(
 
 @pytest.mark.parametrize("runtime", ["onnx", "sklearn"])
 def test_503_when_the_model_bytes_fail_the_integrity_check_then_recovers(
-    make_api: MakeApi, s3: S3Client, model_bucket: str, runtime: str
+    make_api: MakeApi, s3: S3Client, iris_bucket: str, runtime: str
 ) -> None:
     # Each runtime reads only its own file: tampering with the other one changes nothing.
-    original = _tamper(s3, model_bucket, SERVED_KEYS[runtime])
-    client, service = make_api(model_bucket, serving_runtime=runtime)
+    original = _tamper(s3, iris_bucket, SERVED_KEYS[runtime])
+    client, service = make_api(iris_bucket, serving_runtime=runtime)
 
-    _assert_unavailable(client.post("/predict", json=SETOSA), 5, model_bucket)
+    _assert_unavailable(client.post("/predict", json=SETOSA), 5, iris_bucket)
     _assert_unavailable(client.post("/batch_predict", json={"records": [SETOSA]}), 5)
     assert service.loader.current is None
 
     other = "sklearn" if runtime == "onnx" else "onnx"
-    other_client, _ = make_api(model_bucket, serving_runtime=other)
+    other_client, _ = make_api(iris_bucket, serving_runtime=other)
     assert other_client.post("/predict", json=SETOSA).status_code == 200
 
-    s3.put_object(Bucket=model_bucket, Key=SERVED_KEYS[runtime], Body=original)
+    s3.put_object(Bucket=iris_bucket, Key=SERVED_KEYS[runtime], Body=original)
     response = client.post("/predict", json=SETOSA)
 
     assert response.status_code == 200, response.text
@@ -644,15 +644,15 @@ def test_503_when_the_model_bytes_fail_the_integrity_check_then_recovers(
 
 
 def test_a_promotion_is_served_after_the_refresh_interval(
-    make_api: MakeApi, model_bucket: str, registry: Registry, iris_artifact_2: Artifact
+    make_api: MakeApi, iris_bucket: str, bucket_registry: Registry, iris_artifact_2: Artifact
 ) -> None:
-    following, _ = make_api(model_bucket, model_refresh_seconds=0)
-    settled, _ = make_api(model_bucket, model_refresh_seconds=3600)
+    following, _ = make_api(iris_bucket, model_refresh_seconds=0)
+    settled, _ = make_api(iris_bucket, model_refresh_seconds=3600)
     for client in (following, settled):
         assert client.post("/predict", json=SETOSA).headers["x-model-version"] == "1"
 
-    registry.publish(iris_artifact_2, name="iris", version="2")
-    registry.promote("iris", "2")
+    bucket_registry.publish(iris_artifact_2, name="iris", version="2")
+    bucket_registry.promote("iris", "2")
 
     response = following.post("/predict", json=SETOSA)
     assert response.status_code == 200

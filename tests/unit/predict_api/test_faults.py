@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from model_store.artifact import Artifact
 from model_store.registry import Registry
 from predict_api.service import ModelService
-from tests.faults import FaultyS3
+from tests.support.faults import FaultyS3
 
 MakeApi = Callable[..., tuple[TestClient, ModelService]]
 SETOSA = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
@@ -26,12 +26,12 @@ def s3_proxy(moto_endpoint: str) -> Iterator[FaultyS3]:
 
 @pytest.fixture
 def through_proxy(
-    make_api: MakeApi, model_bucket: str, s3_proxy: FaultyS3, monkeypatch: pytest.MonkeyPatch
+    make_api: MakeApi, iris_bucket: str, s3_proxy: FaultyS3, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., tuple[TestClient, ModelService]]:
     """make_api, with the function's S3 endpoint pointed at the proxy."""
 
     def make(**settings: object) -> tuple[TestClient, ModelService]:
-        made = make_api(model_bucket, **settings)
+        made = make_api(iris_bucket, **settings)
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_proxy.url)  # read at first use
         return made
 
@@ -62,13 +62,13 @@ def test_a_cold_predict_against_a_failing_s3_is_a_503_then_recovers_alone(
 def test_a_warm_instance_answers_from_its_model_while_s3_hangs(
     through_proxy: Callable[..., tuple[TestClient, ModelService]],
     s3_proxy: FaultyS3,
-    registry: Registry,
+    bucket_registry: Registry,
     iris_artifact_2: Artifact,
 ) -> None:
     client, _ = through_proxy(model_refresh_seconds=0)
     assert client.post("/predict", json=SETOSA).headers["x-model-version"] == "1"
-    registry.publish(iris_artifact_2, name="iris", version="2")
-    registry.promote("iris", "2")
+    bucket_registry.publish(iris_artifact_2, name="iris", version="2")
+    bucket_registry.promote("iris", "2")
     s3_proxy.mode = "hang"
 
     started = time.monotonic()

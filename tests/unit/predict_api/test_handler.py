@@ -20,7 +20,7 @@ from model_store.artifact import Artifact
 from model_store.registry import Registry
 from predict_api import observability
 from predict_api.observability import logger
-from tests.events import load_event
+from tests.support.events import load_event
 
 CLASSES = ["setosa", "versicolor", "virginica"]
 FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -361,7 +361,7 @@ def _reload_handler(cache_dir: Path) -> ModuleType:
 def test_503_through_the_handler_then_the_model_appears(
     set_api_env: Callable[[str], None],
     empty_bucket: str,
-    registry: Registry,
+    bucket_registry: Registry,
     iris_artifact: Artifact,
     tmp_path: Path,
     lambda_context: object,
@@ -377,8 +377,8 @@ def test_503_through_the_handler_then_the_model_appears(
     assert body["error"]["message"] == "the model cannot be loaded right now; retry later"
     assert empty_bucket not in unavailable.body
 
-    registry.publish(iris_artifact, name="iris", version="1")
-    registry.promote("iris", "1")
+    bucket_registry.publish(iris_artifact, name="iris", version="1")
+    bucket_registry.promote("iris", "1")
     recovered = _invoke(module, load_event("predict.json"), lambda_context)
 
     assert recovered.status == 200, recovered.body

@@ -49,17 +49,17 @@ def runtime(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def tree_bucket(registry: Registry, empty_bucket: str, iris_artifact_2: Artifact) -> str:
+def tree_bucket(bucket_registry: Registry, empty_bucket: str, iris_artifact_2: Artifact) -> str:
     """iris version "1" is a decision tree: its ONNX graph scores in float32."""
-    registry.publish(iris_artifact_2, name="iris", version="1")
-    registry.promote("iris", "1")
+    bucket_registry.publish(iris_artifact_2, name="iris", version="1")
+    bucket_registry.promote("iris", "1")
     return empty_bucket
 
 
 def test_finite_numbers_the_model_cannot_score_are_a_422_naming_the_fields(
-    make_api: MakeApi, model_bucket: str, runtime: str
+    make_api: MakeApi, iris_bucket: str, runtime: str
 ) -> None:
-    client, _ = make_api(model_bucket, serving_runtime=runtime)
+    client, _ = make_api(iris_bucket, serving_runtime=runtime)
 
     error = _error(client.post("/predict", json=HUGE), 422)
 
@@ -71,9 +71,9 @@ def test_finite_numbers_the_model_cannot_score_are_a_422_naming_the_fields(
 
 
 def test_in_a_batch_the_422_names_each_record_it_cannot_score(
-    make_api: MakeApi, model_bucket: str, runtime: str
+    make_api: MakeApi, iris_bucket: str, runtime: str
 ) -> None:
-    client, _ = make_api(model_bucket, serving_runtime=runtime)
+    client, _ = make_api(iris_bucket, serving_runtime=runtime)
 
     error = _error(client.post("/batch_predict", json={"records": [SETOSA, HUGE, SETOSA]}), 422)
 
@@ -114,9 +114,9 @@ def test_a_thousand_empty_records_give_twenty_details_and_a_count(
 
 
 def test_a_body_past_twice_the_largest_legal_batch_is_refused_before_parsing(
-    make_api: MakeApi, model_bucket: str
+    make_api: MakeApi, iris_bucket: str
 ) -> None:
-    client, service = make_api(model_bucket)
+    client, service = make_api(iris_bucket)
     client.post("/predict", json=SETOSA)  # the model (and its limits) is known
     manifest = service.manifest()
     limit = service.body_limit(manifest, batch=True)
@@ -160,7 +160,7 @@ def test_an_answer_larger_than_a_lambda_response_is_a_413_saying_how_many_fit(
     assert client.post("/batch_predict", json={"records": [SETOSA] * fits}).status_code == 200
 
 
-def test_the_body_limit_can_be_set(make_api: MakeApi, model_bucket: str, s3: S3Client) -> None:
-    client, service = make_api(model_bucket, max_body_bytes=2048)
+def test_the_body_limit_can_be_set(make_api: MakeApi, iris_bucket: str, s3: S3Client) -> None:
+    client, service = make_api(iris_bucket, max_body_bytes=2048)
     assert service.body_limit(None, batch=True) == 2048
     _error(client.post("/batch_predict", json={"records": [SETOSA] * 40}), 413)

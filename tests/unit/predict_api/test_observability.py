@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from predict_api import observability
-from tests.events import load_event
+from tests.support.events import load_event
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -36,19 +36,19 @@ def signer(kms: KMSClient) -> KmsSigner:
 
 def test_a_signed_model_answers_and_an_unsigned_one_is_a_503(
     make_api: MakeApi,
-    registry: Registry,
+    bucket_registry: Registry,
     empty_bucket: str,
     iris_artifact: Artifact,
     iris_artifact_2: Artifact,
     signer: KmsSigner,
 ) -> None:
-    registry.publish(iris_artifact, name="iris", version="1", signer=signer)
-    registry.publish(iris_artifact_2, name="iris", version="2")
-    registry.promote("iris", "1")
+    bucket_registry.publish(iris_artifact, name="iris", version="1", signer=signer)
+    bucket_registry.publish(iris_artifact_2, name="iris", version="2")
+    bucket_registry.promote("iris", "1")
     warm, _ = make_api(empty_bucket, model_signing_key_arn=signer.key_arn, model_refresh_seconds=0)
     assert warm.post("/predict", json=SETOSA).status_code == 200
 
-    registry.promote("iris", "2")
+    bucket_registry.promote("iris", "2")
     response = warm.post("/predict", json=SETOSA)
     assert response.status_code == 200, "the warm instance keeps its signed model"
     assert response.headers["x-model-version"] == "1"
