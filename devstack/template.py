@@ -1,28 +1,44 @@
 """What the local stack reads from the SAM template that `sam build` wrote.
 
-Only the parts that decide how the system behaves locally: each function's code, layers,
-handler, limits and environment (Globals merged in, as SAM does), the API's routes, stage
-and usage plan, and the S3 notifications. Intrinsics are resolved the way CloudFormation
-would for one stack in one account; resources that CloudFormation would name get a
-stable local name instead of a random suffix.
+The template is read the way `sam local` reads it, by aws-sam-cli itself: its translator
+wrapper runs SAM's plugins (Globals merged into each function and API, an implicit API for
+events without a RestApiId), its intrinsic resolver resolves the properties (Ref, GetAtt,
+Join, Select, FindInMap and the conditions' Equals, Not, And, Or), and its function provider
+makes each function's code, handler, runtime, layers, limits and environment of them.
+
+devstack keeps what SAM does not do locally: the parameters' checks, stable local names for
+what CloudFormation would name, the API's keys, usage plan and MOCK integrations, the S3
+notifications, and the places where samcli's resolution is not CloudFormation's
+(devstack.sam_reading, AWS::NoValue and the resources' Condition).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from samcli.yamlhelper import yaml_parse
 
+if TYPE_CHECKING:
+    from devstack.sam_reading import LocalResolver
+
 LOCAL_ACCOUNT = "123456789012"  # moto's default account
-_NO_VALUE = object()  # what {"Ref": "AWS::NoValue"} selects: the key or item disappears
+# What {"Ref": "AWS::NoValue"} resolves to until the key or item holding it is dropped, as
+# CloudFormation drops it (samcli resolves it to None, which its own Fn::If then rejects).
+NO_VALUE = "\x00AWS::NoValue\x00"
 _N = TypeVar("_N", int, float)
-_SUB_VARIABLE = re.compile(r"\$\{([^}]+)\}")
+_LAYER_TYPES = {"AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"}
+# The resources CloudFormation names from the stack's name, and the property that names them.
+_NAME_PROPERTY = {
+    "AWS::S3::Bucket": "BucketName",
+    "AWS::Serverless::Function": "FunctionName",
+    "AWS::Serverless::Api": "Name",
+}
 
 
 class TemplateError(Exception):
@@ -140,13 +156,34 @@ class Template:
         self.stack_name = stack_name
         self.region = region
         self.account = account
-        self.resources: dict[str, Any] = self.document.get("Resources", {})
+        self.resources: dict[str, Any] = self.document.get("Resources") or {}
         self.parameters = self._parameters(parameter_overrides or {})
-        self._physical: dict[str, str] = {}
-        self._conditions: dict[str, bool] = {}
+        _check_conditions_declared(self.document)
+        # What a Ref of a parameter or pseudo parameter gives (samcli's logical id
+        # translator). Strings, as CloudFormation's values are: samcli would keep a
+        # Default's YAML type, and leaves a Ref to a float Default unresolved.
+        self._values: dict[str, Any] = {
+            "AWS::StackName": stack_name,
+            "AWS::Region": region,
+            "AWS::AccountId": account,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackId": f"arn:aws:cloudformation:{region}:{account}:stack/{stack_name}/local",
+            "AWS::NoValue": NO_VALUE,
+            **self.parameters,
+        }
+        self._named: dict[str, dict[str, str]] = {}
+        # samcli's translator costs ~0.5 s of imports: paid by what reads a template, not by
+        # the gateway and the others that use this module's dataclasses only.
+        from devstack import sam_reading
 
-    # -- parameters and intrinsics ---------------------------------------------------------
+        self._symbols = sam_reading.LocalSymbols(self.document, self._values, self._names)
+        self._resolver: LocalResolver = sam_reading.LocalResolver(self.document, self._symbols)
+
+    # -- parameters, names and intrinsics ----------------------------------------------------
     def _parameters(self, overrides: Mapping[str, str]) -> dict[str, str]:
+        # samcli checks no value (SamBaseProvider._get_parameter_values merges defaults and
+        # overrides); CloudFormation refuses what these checks refuse.
         declared: dict[str, Any] = self.document.get("Parameters", {})
         unknown = sorted(set(overrides) - set(declared))
         if unknown:
@@ -158,11 +195,11 @@ class Template:
             if name in overrides:
                 value = str(overrides[name])
             elif "Default" in spec:
-                value = _scalar(spec["Default"])
+                value = scalar(spec["Default"])
             else:
                 raise TemplateError(f"parameter {name} has no default; pass a value for it")
             allowed = spec.get("AllowedValues")
-            if allowed is not None and value not in {_scalar(a) for a in allowed}:
+            if allowed is not None and value not in {scalar(a) for a in allowed}:
                 raise TemplateError(f"parameter {name}={value!r} is not one of {allowed}")
             pattern = spec.get("AllowedPattern")
             if pattern is not None and not re.fullmatch(pattern, value):
@@ -172,47 +209,48 @@ class Template:
             values[name] = value
         return values
 
-    def pseudo(self, name: str) -> str:
-        values = {
-            "AWS::StackName": self.stack_name,
-            "AWS::Region": self.region,
-            "AWS::AccountId": self.account,
-            "AWS::Partition": "aws",
-            "AWS::URLSuffix": "amazonaws.com",
-            "AWS::StackId": (
-                f"arn:aws:cloudformation:{self.region}:{self.account}:stack/{self.stack_name}/local"
-            ),
-        }
-        if name not in values:
-            raise TemplateError(f"pseudo parameter {name} is not available locally")
-        return values[name]
-
-    def physical_id(self, logical_id: str) -> str:
-        """What !Ref of a resource gives: its name, like CloudFormation's, without randomness."""
-        if logical_id in self._physical:
-            return self._physical[logical_id]
-        resource = self.resources.get(logical_id)
-        if resource is None:
-            raise TemplateError(f"!Ref {logical_id}: no such parameter or resource here")
+    def _names(self, logical_id: str) -> dict[str, str] | None:
+        """What Ref (and a bucket's GetAtt Arn) of a resource gives locally: its name, like
+        CloudFormation's, without randomness (samcli gives the logical id); None for the
+        resources the local stack does not make."""
+        if logical_id in self._named:
+            return self._named[logical_id]
+        resource = self._resource(logical_id)
+        name_key = _NAME_PROPERTY.get((resource or {}).get("Type", ""))
+        if resource is None or name_key is None:
+            return None
         properties = resource.get("Properties") or {}
-        name_key = {
-            "AWS::S3::Bucket": "BucketName",
-            "AWS::Serverless::Function": "FunctionName",
-            "AWS::Serverless::Api": "Name",
-        }.get(resource["Type"])
-        if name_key is None:
-            # Other resources' Refs are ARNs or URLs the local stack does not make.
-            raise TemplateError(f"!Ref {logical_id} ({resource['Type']}) is not resolved locally")
         if name_key in properties:
             name = self.resolve(properties[name_key])
         else:
             name = f"{self.stack_name}-{_kebab(logical_id)}"
-        self._physical[logical_id] = name
-        return name
+        names = {"Ref": name}
+        if resource["Type"] == "AWS::S3::Bucket":
+            names["Arn"] = f"arn:aws:s3:::{name}"
+        self._named[logical_id] = names
+        return names
+
+    def _resource(self, logical_id: str) -> dict[str, Any] | None:
+        """A resource of the template, or one SAM's plugins added (an implicit API)."""
+        resource: dict[str, Any] | None = self.resources.get(logical_id)
+        if resource is None and "_plugged" in self.__dict__:
+            resource = self._plugged.get(logical_id)
+        return resource
+
+    def physical_id(self, logical_id: str) -> str:
+        """What !Ref of a resource gives: its name, like CloudFormation's, without randomness."""
+        names = self._names(logical_id)
+        if names is not None:
+            return names["Ref"]
+        resource = self._resource(logical_id)
+        if resource is None:
+            raise TemplateError(f"!Ref {logical_id}: no such parameter or resource here")
+        # Other resources' Refs are ARNs or URLs the local stack does not make.
+        raise TemplateError(f"!Ref {logical_id} ({resource['Type']}) is not resolved locally")
 
     def set_physical(self, logical_id: str, physical_id: str) -> None:
         """The id a service gave a resource (an API's id, a key's id) once it exists."""
-        self._physical[logical_id] = physical_id
+        self._named[logical_id] = {"Ref": physical_id}
 
     def outputs(self) -> dict[str, str]:
         """The stack outputs that resolve locally (others, such as queue URLs, are left out)."""
@@ -224,161 +262,99 @@ class Template:
                 continue
         return resolved
 
-    def _get_att(self, logical_id: str, attribute: str) -> str:
-        resource_type = self.resources.get(logical_id, {}).get("Type")
-        if resource_type == "AWS::S3::Bucket" and attribute == "Arn":
-            return f"arn:aws:s3:::{self.physical_id(logical_id)}"
-        raise TemplateError(f"!GetAtt {logical_id}.{attribute} is not resolved locally")
-
-    def _ref(self, name: str) -> str:
-        if name in self.parameters:
-            return self.parameters[name]
-        if name.startswith("AWS::"):
-            return self.pseudo(name)
-        return self.physical_id(name)
-
-    # -- conditions ---------------------------------------------------------------------------
     def condition(self, name: str) -> bool:
-        """A named condition of the template's Conditions, evaluated once."""
-        if name not in self._conditions:
-            declared = self.document.get("Conditions") or {}
-            if name not in declared:
-                raise TemplateError(f"condition {name} is not declared in Conditions")
-            self._conditions[name] = self._truth(declared[name])
-        return self._conditions[name]
+        """A named condition of the template's Conditions."""
+        from devstack.sam_reading import RESOLVE_ERRORS
 
-    def _truth(self, expression: Any) -> bool:
-        if isinstance(expression, dict) and len(expression) == 1:
-            ((function, argument),) = expression.items()
-            if function == "Condition":
-                return self.condition(argument)
-            if function == "Fn::Equals":
-                left, right = argument
-                return self.resolve(left) == self.resolve(right)
-            if function == "Fn::Not":
-                (inner,) = argument
-                return not self._truth(inner)
-            if function == "Fn::And":
-                return all(self._truth(item) for item in argument)
-            if function == "Fn::Or":
-                return any(self._truth(item) for item in argument)
-        raise TemplateError(f"cannot evaluate the condition {expression!r} locally")
-
-    def select(self, value: Any) -> Any:
-        """VALUE with every Fn::If replaced by the branch its condition picks (recursively),
-        and AWS::NoValue removed, as CloudFormation does before anything reads it."""
-        if value == {"Ref": "AWS::NoValue"}:
-            return _NO_VALUE
-        if isinstance(value, dict):
-            if set(value) == {"Fn::If"}:
-                name, when_true, when_false = value["Fn::If"]
-                return self.select(when_true if self.condition(name) else when_false)
-            return {
-                key: selected
-                for key, item in value.items()
-                if (selected := self.select(item)) is not _NO_VALUE
-            }
-        if isinstance(value, list):
-            return [selected for item in value if (selected := self.select(item)) is not _NO_VALUE]
-        return value
+        try:
+            return self._resolver.condition(name)
+        except RESOLVE_ERRORS as exc:
+            raise TemplateError(str(exc)) from None
 
     def resolve(self, value: Any) -> str:
         """A template value (scalar or intrinsic) as the string CloudFormation would give."""
-        if isinstance(value, dict) and len(value) == 1:
-            ((function, argument),) = value.items()
-            if function == "Fn::If":
-                return self.resolve(self.select(value))
-            if function == "Ref":
-                return self._ref(argument)
-            if function == "Fn::Sub":
-                text, variables = (argument, {}) if isinstance(argument, str) else argument
-                return _SUB_VARIABLE.sub(
-                    lambda m: (
-                        "${" + m[1][1:] + "}"  # ${!Name} is the literal ${Name}
-                        if m[1].startswith("!")
-                        else self._sub_variable(m[1], variables)
-                    ),
-                    text,
-                )
-            if function == "Fn::GetAtt":
-                target, attribute = (
-                    argument.split(".", 1) if isinstance(argument, str) else argument
-                )
-                return self._get_att(target, attribute)
-            if function == "Fn::Join":
-                separator, items = argument
-                return str(separator).join(self.resolve(item) for item in items)
-        if isinstance(value, dict | list):
-            raise TemplateError(f"cannot resolve {value!r} locally")
-        return _scalar(value)
+        from devstack.sam_reading import RESOLVE_ERRORS
 
-    def _sub_variable(self, name: str, variables: Mapping[str, Any]) -> str:
-        if name in variables:
-            return self.resolve(variables[name])
-        if "." in name and not name.startswith("AWS::"):
-            target, attribute = name.split(".", 1)
-            return self._get_att(target, attribute)
-        return self._ref(name)
+        try:
+            resolved = self._resolver.intrinsic_property_resolver(value, False)
+        except RESOLVE_ERRORS as exc:
+            raise TemplateError(f"cannot resolve {value!r} locally: {exc}") from None
+        return _text(repr(value), resolved)
 
-    # -- resources --------------------------------------------------------------------------
-    def _of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
-        """Resources of a type that the stack creates (their Condition, if any, holds)."""
+    # -- resources, as samcli reads them -----------------------------------------------------
+    @cached_property
+    def _plugged(self) -> dict[str, Any]:
+        """The resources after SAM's plugins, intrinsics still in place."""
+        from devstack.sam_reading import plugged_resources
+
+        return plugged_resources(self.path, self.document, self._values)
+
+    @cached_property
+    def _resolved(self) -> dict[str, dict[str, Any]]:
+        """The plugged resources, their intrinsics resolved by samcli's resolver (what it
+        cannot resolve stays as it is: reading it is an error); as CloudFormation does and
+        samcli does not, resources whose Condition is false left out, AWS::NoValue dropped."""
+        from devstack.sam_reading import LocalResolver
+
+        template = {k: v for k, v in self.document.items() if k in {"Conditions", "Mappings"}}
+        template["Resources"] = self._plugged
+        resolved = LocalResolver(template, self._symbols).resolve_template(ignore_errors=True)
         return {
-            logical_id: resource
-            for logical_id, resource in self.resources.items()
-            if resource.get("Type") == resource_type
-            and ("Condition" not in resource or self.condition(resource["Condition"]))
+            logical_id: _drop_no_value(resource)
+            for logical_id, resource in resolved["Resources"].items()
+            if "Condition" not in resource or self.condition(resource["Condition"])
         }
 
-    def _function_properties(self, logical_id: str) -> dict[str, Any]:
-        """The function's properties with Globals merged in (maps merge, lists prepend),
-        conditional values (Fn::If) decided."""
-        merged = copy.deepcopy(self.document.get("Globals", {}).get("Function", {}))
-        own = self.resources[logical_id].get("Properties") or {}
-        properties: dict[str, Any] = self.select(_merge(merged, own))
-        return properties
+    def _of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        return {
+            logical_id: resource
+            for logical_id, resource in self._resolved.items()
+            if resource.get("Type") == resource_type
+        }
 
     def functions(self) -> dict[str, FunctionDef]:
+        from devstack.sam_reading import sam_functions
+
+        found = sam_functions(self.path, self._resolved)
         result: dict[str, FunctionDef] = {}
-        for logical_id in self._of_type("AWS::Serverless::Function"):
-            props = self._function_properties(logical_id)
-            if props.get("PackageType", "Zip") != "Zip":
-                raise TemplateError(f"{logical_id}: only Zip functions run locally")
-            variables = (props.get("Environment") or {}).get("Variables") or {}
-            environment = {name: self.resolve(v) for name, v in variables.items()}
-            logging_config = props.get("LoggingConfig") or {}
-            if "LogFormat" in logging_config:
-                environment.setdefault(
-                    "AWS_LAMBDA_LOG_FORMAT", self.resolve(logging_config["LogFormat"])
-                )
-            if "ApplicationLogLevel" in logging_config:
-                environment.setdefault(
-                    "AWS_LAMBDA_LOG_LEVEL", self.resolve(logging_config["ApplicationLogLevel"])
-                )
-            retries = (props.get("EventInvokeConfig") or {}).get("MaximumRetryAttempts", 2)
+        for logical_id, resource in self._of_type("AWS::Serverless::Function").items():
+            function = found.get(logical_id)
+            # samcli leaves out (with a warning at most) functions whose code is in S3 or an
+            # image; InlineCode has no folder.
+            if function is None or function.packagetype != "Zip" or function.codeuri is None:
+                raise TemplateError(f"{logical_id}: only Zip functions with local code run here")
+            properties = resource.get("Properties") or {}
+            retries = (properties.get("EventInvokeConfig") or {}).get("MaximumRetryAttempts")
             result[logical_id] = FunctionDef(
                 logical_id=logical_id,
                 name=self.physical_id(logical_id),
-                handler=self.resolve(props["Handler"]),
-                runtime=self.resolve(props.get("Runtime", "")),
-                code_dir=self.root / self.resolve(props["CodeUri"]),
-                layer_dirs=tuple(self._layer_dir(layer) for layer in props.get("Layers", [])),
-                memory_mb=int(self.resolve(props.get("MemorySize", 128))),
-                timeout_s=int(self.resolve(props.get("Timeout", 3))),
-                environment=environment,
-                retry_attempts=int(self.resolve(retries)),
+                handler=_text(f"{logical_id} Handler", function.handler),
+                runtime=_text(f"{logical_id} Runtime", function.runtime or ""),
+                code_dir=Path(function.codeuri),
+                layer_dirs=self._layer_dirs(logical_id, properties, function.layers),
+                memory_mb=_integer(f"{logical_id} MemorySize", function.memory, 128),
+                timeout_s=_integer(f"{logical_id} Timeout", function.timeout, 3),
+                environment=_environment(logical_id, function),
+                retry_attempts=_integer(f"{logical_id} MaximumRetryAttempts", retries, 2),
             )
         return result
 
-    def _layer_dir(self, layer: Any) -> Path:
-        if not (isinstance(layer, dict) and set(layer) == {"Ref"}):
-            raise TemplateError(f"layer {layer!r}: only layers of this template run locally")
-        logical_id = layer["Ref"]
-        resource = self.resources.get(logical_id, {})
-        if resource.get("Type") != "AWS::Serverless::LayerVersion":
-            raise TemplateError(f"layer {logical_id} is not a layer of this template")
+    def _layer_dirs(
+        self, logical_id: str, properties: Mapping[str, Any], layers: list[Any]
+    ) -> tuple[Path, ...]:
+        # samcli skips, without a word, a layer it cannot follow, and takes any string for a
+        # published layer's ARN: the local stack runs the layers of this template only.
+        declared = properties.get("Layers") or []
+        for layer in declared:
+            target = layer.get("Ref") if isinstance(layer, dict) and len(layer) == 1 else None
+            if self._resolved.get(str(target), {}).get("Type") not in _LAYER_TYPES:
+                raise TemplateError(
+                    f"{logical_id}: layer {layer!r}: only layers of this template run locally"
+                )
+        if len(layers) != len(declared) or any(layer.codeuri is None for layer in layers):
+            raise TemplateError(f"{logical_id}: only layers with local content run locally")
         # Lambda unpacks a layer into /opt; Python layers put their packages in python/.
-        return self.root / self.resolve(resource["Properties"]["ContentUri"]) / "python"
+        return tuple(Path(layer.codeuri) / "python" for layer in layers)
 
     def buckets(self) -> list[BucketDef]:
         return [
@@ -395,35 +371,39 @@ class Template:
             for logical_id, resource in self._of_type("AWS::S3::Bucket").items()
         ]
 
-    def _events(self, kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(function id, event properties) of every function event of type KIND."""
-        for function_id in self._of_type("AWS::Serverless::Function"):
-            props = self._function_properties(function_id)
-            for event in (props.get("Events") or {}).values():
+    def _events(self, kind: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
+        """(function id, event name, event properties) of every function event of type KIND."""
+        for function_id, function in self._of_type("AWS::Serverless::Function").items():
+            for name, event in ((function.get("Properties") or {}).get("Events") or {}).items():
                 if event.get("Type") == kind:
-                    yield function_id, event["Properties"]
+                    yield function_id, name, event.get("Properties") or {}
 
     def apis(self) -> list[ApiSpec]:
+        apis = self._of_type("AWS::Serverless::Api")
         routes: dict[str, list[Route]] = {}
-        for function_id, properties in self._events("Api"):
-            api_ref = properties.get("RestApiId")
-            if not (isinstance(api_ref, dict) and "Ref" in api_ref):
-                raise TemplateError(f"{function_id}: Api events need an explicit RestApiId")
-            api_id = api_ref["Ref"]
-            api_auth = self.resources[api_id]["Properties"].get("Auth") or {}
+        for function_id, event, properties in self._events("Api"):
+            where = f"{function_id} {event}"
+            # Resolved, a RestApiId is the API's name; the Ref says which API it is (SAM's
+            # plugins give an event without one the implicit ServerlessRestApi's).
+            plugged = self._plugged[function_id]["Properties"]["Events"][event]["Properties"]
+            api_ref = plugged.get("RestApiId")
+            api_id = api_ref.get("Ref") if isinstance(api_ref, dict) else None
+            if api_id not in apis:
+                raise TemplateError(f"{where}: RestApiId must be a !Ref of an API here")
+            api_auth = (apis[api_id].get("Properties") or {}).get("Auth") or {}
             auth = properties.get("Auth") or {}
             required = auth.get("ApiKeyRequired", api_auth.get("ApiKeyRequired", False))
             routes.setdefault(api_id, []).append(
                 Route(
-                    method=str(properties["Method"]).upper(),
-                    path=str(properties["Path"]),
+                    method=_text(f"{where} Method", properties.get("Method")).upper(),
+                    path=_text(f"{where} Path", properties.get("Path")),
                     function=function_id,
-                    api_key_required=bool(required),
+                    api_key_required=_flag(required),
                 )
             )
         result = []
-        for api_id, resource in self._of_type("AWS::Serverless::Api").items():
-            props = resource["Properties"]
+        for api_id, resource in apis.items():
+            props = resource.get("Properties") or {}
             routes.setdefault(api_id, []).extend(self._mock_routes(api_id, props))
             plan = (props.get("Auth") or {}).get("UsagePlan") or {}
             usage_plan = None
@@ -431,21 +411,26 @@ class Template:
                 throttle = plan.get("Throttle") or {}
                 quota = plan.get("Quota") or {}
                 usage_plan = UsagePlanSpec(
-                    rate_limit=_number(self, throttle.get("RateLimit"), float),
-                    burst_limit=_number(self, throttle.get("BurstLimit"), int),
-                    quota_limit=_number(self, quota.get("Limit"), int),
-                    quota_period=self.resolve(quota["Period"]) if "Period" in quota else None,
-                    description=self.resolve(plan.get("Description", "")),
+                    rate_limit=_number(f"{api_id} RateLimit", throttle.get("RateLimit"), float),
+                    burst_limit=_number(f"{api_id} BurstLimit", throttle.get("BurstLimit"), int),
+                    quota_limit=_number(f"{api_id} Quota Limit", quota.get("Limit"), int),
+                    quota_period=(
+                        _text(f"{api_id} Quota Period", quota["Period"])
+                        if "Period" in quota
+                        else None
+                    ),
+                    description=_text(f"{api_id} UsagePlan", plan.get("Description", "")),
                 )
             result.append(
                 ApiSpec(
                     logical_id=api_id,
                     name=self.physical_id(api_id),
-                    stage=self.resolve(props["StageName"]),
+                    stage=_text(f"{api_id} StageName", props.get("StageName")),
                     routes=tuple(routes.get(api_id, [])),
                     usage_plan=usage_plan,
                     binary_media_types=tuple(
-                        self.resolve(t) for t in props.get("BinaryMediaTypes", [])
+                        _text(f"{api_id} BinaryMediaTypes", media_type)
+                        for media_type in props.get("BinaryMediaTypes") or []
                     ),
                 )
             )
@@ -454,8 +439,10 @@ class Template:
     def _mock_routes(self, api_id: str, props: Mapping[str, Any]) -> Iterator[Route]:
         """The MOCK integrations of an API's DefinitionBody (MergeDefinitions adds the
         functions' routes to it, which the Api events already gave)."""
+        if props.get("__MANAGE_SWAGGER"):
+            return  # SAM's plugins wrote this body from the Api events: it holds no MOCK
         body = props.get("DefinitionBody") or {}
-        default_key = bool((props.get("Auth") or {}).get("ApiKeyRequired", False))
+        default_key = _flag((props.get("Auth") or {}).get("ApiKeyRequired", False))
         for path, methods in (body.get("paths") or {}).items():
             for method, operation in methods.items():
                 if method == "parameters":
@@ -479,20 +466,95 @@ class Template:
 
     def s3_triggers(self) -> list[S3Trigger]:
         triggers = []
-        for function_id, properties in self._events("S3"):
+        for function_id, event, properties in self._events("S3"):
+            where = f"{function_id} {event}"
             events = properties["Events"]
             rules = ((properties.get("Filter") or {}).get("S3Key") or {}).get("Rules", [])
-            by_name = {str(r["Name"]).lower(): self.resolve(r["Value"]) for r in rules}
+            by_name = {str(r["Name"]).lower(): _text(where, r["Value"]) for r in rules}
             triggers.append(
                 S3Trigger(
                     function=function_id,
-                    bucket=self.resolve(properties["Bucket"]),
+                    bucket=_text(f"{where} Bucket", properties.get("Bucket")),
                     events=tuple([events] if isinstance(events, str) else events),
                     prefix=by_name.get("prefix", ""),
                     suffix=by_name.get("suffix", ""),
                 )
             )
         return triggers
+
+
+def _environment(logical_id: str, function: Any) -> dict[str, str]:
+    """A samcli Function's variables, and what its LoggingConfig sets, as Lambda does."""
+    variables = (function.environment or {}).get("Variables") or {}
+    environment = {
+        name: _text(f"{logical_id} environment variable {name}", value)
+        for name, value in variables.items()
+    }
+    logging_config = function.logging_config or {}
+    if "LogFormat" in logging_config:
+        environment.setdefault(
+            "AWS_LAMBDA_LOG_FORMAT", _text(f"{logical_id} LogFormat", logging_config["LogFormat"])
+        )
+    if "ApplicationLogLevel" in logging_config:
+        level = logging_config["ApplicationLogLevel"]
+        environment.setdefault("AWS_LAMBDA_LOG_LEVEL", _text(f"{logical_id} LogLevel", level))
+    return environment
+
+
+def _text(where: str, value: Any) -> str:
+    """A resolved scalar as the string CloudFormation gives. What is still an intrinsic could
+    not be resolved locally: an error here, where samcli would pass an empty string on."""
+    if value is None or value == NO_VALUE or isinstance(value, dict | list):
+        raise TemplateError(f"{where}: cannot resolve {value!r} locally")
+    return scalar(value)
+
+
+def _integer(where: str, value: Any, default: int) -> int:
+    if value is None:
+        return default
+    try:
+        return int(_text(where, value))
+    except ValueError:
+        raise TemplateError(f"{where}: {value!r} is not a whole number") from None
+
+
+def _number(where: str, value: Any, kind: type[_N]) -> _N | None:
+    return None if value is None else kind(float(_text(where, value)))
+
+
+def _flag(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() == "true")
+
+
+def _drop_no_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _drop_no_value(item) for key, item in value.items() if item != NO_VALUE}
+    if isinstance(value, list):
+        return [_drop_no_value(item) for item in value if item != NO_VALUE]
+    return value
+
+
+def _check_conditions_declared(document: Mapping[str, Any]) -> None:
+    """Every condition named (by Fn::If or a resource's Condition) is declared: samcli would
+    leave the value unresolved without saying which condition is missing."""
+    declared = set(document.get("Conditions") or {})
+    sections = [document.get(key) for key in ("Conditions", "Globals", "Resources", "Outputs")]
+    for name in _condition_names(sections):
+        if name not in declared:
+            raise TemplateError(f"condition {name} is not declared in Conditions")
+
+
+def _condition_names(value: Any) -> Iterator[str]:
+    if isinstance(value, list):
+        for item in value:
+            yield from _condition_names(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Fn::If" and isinstance(item, list) and item and isinstance(item[0], str):
+                yield item[0]
+            elif key == "Condition" and isinstance(item, str):
+                yield item
+            yield from _condition_names(item)
 
 
 def _mock_answer(where: str, integration: Mapping[str, Any]) -> MockAnswer:
@@ -528,25 +590,11 @@ def _check_number(name: str, value: str, spec: Mapping[str, Any]) -> None:
         raise TemplateError(f"parameter {name}={value} is above its MaxValue {spec['MaxValue']}")
 
 
-def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            base[key] = _merge(base[key], value)
-        elif isinstance(value, list) and isinstance(base.get(key), list):
-            base[key] = [*base[key], *value]
-        else:
-            base[key] = copy.deepcopy(value)
-    return base
-
-
-def _scalar(value: Any) -> str:
+def scalar(value: Any) -> str:
+    """A template scalar as CloudFormation's string (true, not True)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _number(template: Template, value: Any, kind: type[_N]) -> _N | None:
-    return None if value is None else kind(float(template.resolve(value)))
 
 
 def _kebab(name: str) -> str:
