@@ -50,6 +50,7 @@ def test_create_list_and_revoke_keys_by_usage_plan(usage_plan: str) -> None:
         boto3.client("apigateway").get_api_key(apiKey=created["id"])
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 def test_the_usage_plan_is_found_in_the_stack_outputs(usage_plan: str) -> None:
     stack = f"stack-{uuid.uuid4().hex[:8]}"
     template = {

@@ -153,6 +153,7 @@ def test_publish_list_show_promote_rollback_history_on_a_directory(
     assert_clean_error(run("list", "ghost", env=env), 1, "no model named 'ghost'")
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 def test_full_cycle_against_a_moto_server_over_http(
     moto_endpoint: str, artifact_dir: Path, tmp_path: Path, iris_artifact_2: Artifact
 ) -> None:

@@ -48,12 +48,14 @@ def loaded_by(*args: str, env: dict[str, str] | None = None) -> list[str]:
     return names
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 def test_help_imports_no_scikit_learn() -> None:
     assert loaded_by("--help") == []
     assert loaded_by("train", "--help") == []
     assert loaded_by("--version") == []
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 def test_registry_commands_import_no_scikit_learn(
     tmp_path: Path, iris_artifact: Artifact, artifact_dir: Path
 ) -> None:

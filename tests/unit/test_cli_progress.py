@@ -142,6 +142,7 @@ def test_score_shows_lines_bytes_and_percent_on_a_terminal(
     assert result.stdout.startswith("succeeded: ")
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 def test_score_through_pipes_or_as_json_shows_no_bar(
     long_csv: Path, artifact_dir: Path, tmp_path: Path
 ) -> None:
@@ -166,6 +167,7 @@ def test_train_shows_its_fits_on_a_terminal(tmp_path: Path) -> None:
     assert "training on sklearn iris" in shown  # the notes, above the bar
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 def test_train_through_pipes_writes_plain_lines(tmp_path: Path) -> None:
     result = piped(
         "train", "--out", str(tmp_path / "a"), "--algorithms", "naive_bayes", "--cv", "2"

@@ -106,6 +106,7 @@ def test_throttling_is_retried_within_the_deadline(
 # -- the loader ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 def test_a_cold_load_from_a_hung_s3_is_unavailable_within_its_timeout_then_recovers(
     proxied_registry: Registry, s3_proxy: FaultyS3
 ) -> None:
@@ -120,6 +121,7 @@ def test_a_cold_load_from_a_hung_s3_is_unavailable_within_its_timeout_then_recov
     assert loader.get().version == "1"
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 def test_a_due_refresh_against_a_hung_s3_serves_the_model_it_has_within_a_second(
     proxied_registry: Registry, s3_proxy: FaultyS3, iris_artifact_2: Artifact
 ) -> None:

@@ -394,6 +394,7 @@ def test_invalid_model_names_are_refused(
     assert registry.list_models() == []
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 @pytest.mark.parametrize("bad", BAD_SEGMENTS)
 def test_invalid_versions_are_refused(
     registry: Registry, iris_artifact: Artifact, bad: str

@@ -98,6 +98,7 @@ def unreachable_registry() -> Registry:
     return Registry(S3Store(client, "unreachable-bucket", "prefix"))
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 @pytest.mark.parametrize("operation", OPERATIONS)
 def test_unreachable_endpoint_is_a_registry_error(
     unreachable_registry: Registry, operation: str
@@ -296,6 +297,7 @@ def test_s3_client_strips_whitespace_around_the_endpoint(
     assert s3_client().meta.endpoint_url == "http://127.0.0.1:4566"
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 @pytest.mark.parametrize("value", ["", "   "])
 def test_s3_client_treats_an_empty_endpoint_as_unset(
     monkeypatch: pytest.MonkeyPatch, value: str

@@ -240,6 +240,7 @@ def test_after_three_attempts_the_error_names_the_object_and_the_code(
     assert len(server.requests) == 3
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 @pytest.mark.parametrize(
     ("status", "body", "expected"),
     [

@@ -231,6 +231,7 @@ def test_a_stale_signature_for_other_bytes_blocks_the_version(
         local_registry.publish(iris_artifact_2, name=NAME, version="1", signer=signer)
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 def test_signing_a_published_version_and_signing_it_twice(
     local_registry: Registry, iris_artifact: Artifact, key_arn: str, other_key_arn: str
 ) -> None:

@@ -302,12 +302,14 @@ def _loky_workers() -> list[int]:
     return workers
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_training_with_n_jobs_leaves_no_worker_processes() -> None:
     train(load_iris_dataset(), algorithms=("naive_bayes",), cv_folds=2, n_jobs=2)
     assert _loky_workers() == []
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_without_the_shutdown_the_workers_stay(monkeypatch: pytest.MonkeyPatch) -> None:
     # What the test above guards against, so it is known to see a worker when one stays.

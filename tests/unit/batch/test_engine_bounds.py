@@ -654,6 +654,7 @@ def _neutralised(text: str, case: Case) -> str:
     return "'" + text if apostrophe else text
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 @settings(max_examples=150, deadline=None)
 @given(case=_files(mid_cell=False))
 def test_generated_files_put_each_record_once_where_its_kind_says(

@@ -113,6 +113,7 @@ def _emf(text: str) -> list[dict[str, Any]]:
     return documents
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 def test_the_sample_event_key_is_url_decoded(
     handler_module: ModuleType, s3: S3Client, data_bucket: str, context: FakeLambdaContext
 ) -> None:
@@ -250,6 +251,7 @@ def test_under_onnx_a_model_without_an_onnx_form_gets_a_failed_report_and_no_out
     assert report["rows_scored"] == 0
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 @pytest.mark.parametrize("runtime", ["onnx", "sklearn"])
 def test_either_runtime_scores_the_file(
     handler_module: ModuleType,

@@ -36,6 +36,7 @@ def report_at(s3: S3Client, bucket: str, key: str) -> BatchReport:
     return BatchReport.model_validate_json(read_object(s3, bucket, key))
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 @pytest.mark.parametrize("name", ["upper.CSV", "Mixed.Csv", "x.csv.gz", "Y.CSV.GZ"])
 def test_csv_and_gzipped_csv_are_scored_whatever_the_case(
     s3: S3Client, data_bucket: str, model: Callable[[], LoadedModel], name: str
@@ -106,9 +107,12 @@ def test_a_gzip_over_the_limit_is_refused_naming_it(
         ("not gzip at all", b"id,sepal_length\n1,2\n"),
         (
             "truncated",
-            gzip.compress(b"sepal_length,sepal_width,petal_length,petal_width\n" * 999)[:60],
+            gzip.compress(b"sepal_length,sepal_width,petal_length,petal_width\n" * 999, mtime=0)[
+                :60
+            ],
         ),
     ],
+    ids=["not gzip at all", "truncated"],
 )
 def test_an_unreadable_gzip_is_rejected_not_retried(
     s3: S3Client, data_bucket: str, model: Callable[[], LoadedModel], what: str, body: bytes

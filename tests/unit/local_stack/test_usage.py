@@ -314,6 +314,7 @@ def test_a_failed_lookup_is_not_repeated_by_every_request(lookups: APIGatewayCli
     assert outage.attempts == attempts + 1  # one try per cache_seconds, not per request
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 def test_a_lookup_against_a_server_that_never_answers_returns_within_seconds() -> None:
     # A socket that accepts connections (the kernel does, from the backlog) and never
     # answers: what a stopped (SIGSTOP) moto looks like from here.

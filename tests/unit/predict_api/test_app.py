@@ -284,6 +284,7 @@ INVALID_PREDICT_BODIES: list[Any] = [
 ]
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 @pytest.mark.parametrize(("content", "expected"), INVALID_PREDICT_BODIES)
 def test_invalid_predict_bodies_are_422_with_per_field_details(
     client: TestClient, content: bytes, expected: list[tuple[tuple[Any, ...], str]]

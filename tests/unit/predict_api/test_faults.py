@@ -38,6 +38,7 @@ def through_proxy(
     return make
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 @pytest.mark.parametrize("mode", ["hang", "error"])
 def test_a_cold_predict_against_a_failing_s3_is_a_503_then_recovers_alone(
     through_proxy: Callable[..., tuple[TestClient, ModelService]], s3_proxy: FaultyS3, mode: str
@@ -59,6 +60,7 @@ def test_a_cold_predict_against_a_failing_s3_is_a_503_then_recovers_alone(
     assert service.loader.current is not None
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 def test_a_warm_instance_answers_from_its_model_while_s3_hangs(
     through_proxy: Callable[..., tuple[TestClient, ModelService]],
     s3_proxy: FaultyS3,

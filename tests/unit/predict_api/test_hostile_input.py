@@ -113,6 +113,7 @@ def test_a_thousand_empty_records_give_twenty_details_and_a_count(
     assert len(response.content) < 4096  # it was 342 KB
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 def test_a_body_past_twice_the_largest_legal_batch_is_refused_before_parsing(
     make_api: MakeApi, iris_bucket: str
 ) -> None:

@@ -84,6 +84,7 @@ def _import_and_emit(**variables: str) -> list[dict[str, Any]]:
     return _json_lines(result.stdout)
 
 
+@pytest.mark.slow  # over a second and a half (the quick lane skips it)
 @pytest.mark.parametrize(
     ("variables", "service", "namespace"),
     [
