@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -45,7 +46,13 @@ def _client(service: str, variable: str) -> Any:
     config = Config(
         retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30
     )
-    return _session().create_client(service, endpoint_url=endpoint or None, config=config)
+    # A botocore session is not thread-safe, and a timed-out model load may still be
+    # making its clients in a worker thread when the next request makes its own.
+    with _SESSION_LOCK:
+        return _session().create_client(service, endpoint_url=endpoint or None, config=config)
+
+
+_SESSION_LOCK = threading.Lock()
 
 
 @functools.cache
