@@ -61,7 +61,7 @@ test: lint  ## install if needed, lint, then the whole test suite
 	$(BIN)/pytest
 
 test-fast: install  ## the quick lane: no sam builds, grid search, emulator, template lint or e2e stack; no lint
-	$(BIN)/pytest -m "not slow" -q -n auto
+	$(BIN)/pytest -m "not slow" -q -n auto --ignore=tests/e2e -p no:schemathesis
 
 build: install  ## sam build (offline) into .aws-sam/build, then check the size budget (ARCH=arm64)
 	PYTHON_VERSION=$(PYTHON_VERSION) LAYER_ARCH=$(ARCH) $(SAM) build --build-dir $(BUILD_DIR) \
