@@ -194,7 +194,11 @@ def local(args: argparse.Namespace) -> int:
     try:
         print(banner(stack, time.perf_counter() - started), flush=True)
         signal.signal(signal.SIGINT, stop)
-        stopping.wait()
+        # Python runs signal handlers in the main thread only, and a signal the kernel
+        # delivers to another thread does not wake a wait without a timeout: a Ctrl-C
+        # could go unanswered. A short timeout lets the main thread run the handler.
+        while not stopping.wait(0.25):
+            pass
     finally:
         print("\nstopping: gateway, functions, moto ...", flush=True)
         _watch_the_stop(STOP_LIMIT_SECONDS)
