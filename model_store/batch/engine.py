@@ -1,10 +1,10 @@
 """Stream a CSV through a model in chunks: predictions and row errors out, counts kept.
 
 Memory is bounded by bytes whatever the file holds: no record longer than max_line_bytes
-is ever read whole, a chunk is flushed at chunk_rows records or chunk_bytes of text,
-whichever comes first, and a row of more than max_columns cells is let go as soon as it
-is seen. Every data line ends up exactly once in the predictions or in the errors, so
-rows_in = rows_scored + rows_failed.
+is ever read whole, a chunk is flushed within chunk_rows lines or at chunk_bytes of
+text, whichever comes first (see _Scorer.read), and a row of more than max_columns cells
+is let go as soon as it is seen. Every data line ends up exactly once in the predictions
+or in the errors, so rows_in = rows_scored + rows_failed.
 
 What the limits do (nothing is lost either way):
 - the header over max_line_bytes or max_columns: the file is rejected whole, as nothing
@@ -83,10 +83,13 @@ class _TooLong(Exception):  # noqa: N818 - a record, not a failure
     the reader is left mid-record, so the caller starts a new one with ``carry``.
     """
 
-    def __init__(self, lines: int, size: int, limit: int, excerpt: str, carry: str) -> None:
+    def __init__(
+        self, lines: int, size: int, limit: int, excerpt: str, carry: str, span: int
+    ) -> None:
         super().__init__(f"{size} bytes")
         self.lines = lines  # physical lines of the record
         self.size = size  # its bytes, up to the end of the line that went over
+        self.span = span  # its bytes with that line's break: where the next record starts
         self.limit = limit
         self.excerpt = excerpt  # its first RAW_EXCERPT characters
         self.carry = carry  # text read past the record: the next line's first piece
@@ -176,7 +179,7 @@ class _Lines:
             excerpt += part[: RAW_EXCERPT - len(excerpt)]
             if len(excerpt) >= RAW_EXCERPT:
                 break
-        raise _TooLong(len(pending) + 1, exact - cut, self.limit, excerpt, carry)
+        raise _TooLong(len(pending) + 1, exact - cut, self.limit, excerpt, carry, exact)
 
     def _rest_of_line(self, piece: str, exact: int) -> tuple[int, int, str]:
         """Read on to the end of the line PIECE begins: (bytes so far, its line break's
@@ -206,6 +209,9 @@ class Tally:
     first_errors: list[RowError] = field(default_factory=list)
     passthrough_columns: list[str] = field(default_factory=list)
     drift: Drift | None = None
+    # Scored rows per training bin of each feature: what the drift is computed from, and
+    # what shards of one file add up to get the same drift as one pass.
+    bin_counts: list[list[int]] = field(default_factory=list)
 
     def report(
         self,
@@ -235,6 +241,17 @@ class Tally:
 
 
 @dataclass(frozen=True)
+class Part:
+    """The text is one shard of a file (see model_store.batch.plan): the first shard is
+    the file's start, header included; any other is the file's header followed by the
+    shard's records, the first of them on FIRST_LINE of the file. Only the first shard
+    writes the outputs' header rows, so the shards' outputs joined in order are one pass's."""
+
+    first_line: int
+    first: bool
+
+
+@dataclass(frozen=True)
 class Refused:
     """The file as a whole cannot be scored; its outputs were aborted."""
 
@@ -252,6 +269,7 @@ def score_stream(
     drift_threshold: float = DEFAULT_DRIFT_THRESHOLD,
     progress: Callable[[int], None] | None = None,
     neutralise_formulas: bool = True,
+    part: Part | None = None,
 ) -> Tally | Refused:
     """Score TEXT into the two sinks (as score_text does), committed when it succeeds and
     aborted otherwise: a file that cannot be scored as a whole (including a .csv.gz that
@@ -269,6 +287,7 @@ def score_stream(
                 drift_threshold=drift_threshold,
                 progress=progress,
                 neutralise_formulas=neutralise_formulas,
+                part=part,
             )
     except FileRejected as exc:
         return Refused(str(exc))
@@ -375,13 +394,13 @@ class _Scorer:
         self._label_cells = {c: _csv_line([self._safe(c)]) for c in classes}
         self._header = header
         self.tally.passthrough_columns = [h.strip() for h in header]
-        self.errors.write(f"{_csv_line(ERROR_COLUMNS)}\n".encode())
         self._output_header = _csv_line([self._safe(n) for n in _output_names(header, classes)])
 
     def start(self, header_raw: str) -> None:
         # The header row as written in the input leads the predictions.
         (header_raw,) = self._safe_raws([header_raw], [self._header])
         self.predictions.write(f"{header_raw},{self._output_header}\n".encode())
+        self.errors.write(f"{_csv_line(ERROR_COLUMNS)}\n".encode())
 
     def read(
         self,
@@ -395,13 +414,21 @@ class _Scorer:
         The parser reads lines from SOURCE, which keeps the current record's own text in
         ``pending`` for the loop to take. The per-record work is the hot loop of a batch:
         locals, no calls it can do without.
+
+        A chunk ends at the first record end at or past the next physical line that is a
+        multiple of chunk_rows (counted from the file's first line), or once its records
+        (blank ones too) hold chunk_bytes bytes. Chunks are thus fixed by the file, not by
+        where reading started: a shard that starts at a chunk's end (as the planner cuts
+        them) makes the very chunks one pass makes, and a model's floating-point results,
+        which can depend on the rows scored together, come out the same.
         """
         lines, raws, rows, refused = self._lines, self._raws, self._rows, self._refused
         add_line, add_raw, add_row = lines.append, raws.append, rows.append
         pending = source.pending
         chunk_rows, chunk_bytes = self.chunk_rows, self.chunk_bytes
         max_columns = self.max_columns
-        size = 0  # characters of text in the chunk
+        size = 0  # UTF-8 bytes of the chunk's records, line breaks included
+        next_flush = (taken // chunk_rows + 1) * chunk_rows
         next_progress = PROGRESS_EVERY
         while True:
             try:
@@ -413,10 +440,15 @@ class _Scorer:
                         consumed = len(pending)
                         raw = "".join(pending)
                         pending.clear()
-                    if len(row) < 2 and (not row or not row[0].strip()):
-                        taken += consumed
-                        continue  # a blank line is not a data row
                     text_size = len(raw)
+                    size += text_size if raw.isascii() else len(raw.encode())
+                    if len(row) < 2 and (not row or not row[0].strip()):
+                        taken += consumed  # a blank line is not a data row
+                        if taken >= next_flush or size >= chunk_bytes:
+                            self.flush()
+                            size = 0
+                            next_flush = (taken // chunk_rows + 1) * chunk_rows
+                        continue
                     # A row of more cells than the limit has at least as many characters:
                     # only long rows are counted, and the cells of one over it let go.
                     add_line(taken + 1)
@@ -429,10 +461,10 @@ class _Scorer:
                     else:
                         add_row(row)
                     taken += consumed
-                    size += text_size
-                    if len(rows) == chunk_rows or size >= chunk_bytes:
+                    if taken >= next_flush or size >= chunk_bytes:
                         self.flush()
                         size = 0
+                        next_flush = (taken // chunk_rows + 1) * chunk_rows
                         if progress is not None and taken >= next_progress:
                             progress(taken)
                             next_progress = taken - taken % PROGRESS_EVERY + PROGRESS_EVERY
@@ -443,11 +475,13 @@ class _Scorer:
                 raw = "".join(pending)
                 consumed = len(pending)
                 pending.clear()
+                size += _utf8_len(raw)
             except _TooLong as exc:
                 # Its lines are all read; the reader, left inside it, is replaced.
                 refused[len(rows)] = exc.reason(taken + 1)
                 raw, consumed = exc.excerpt, exc.lines
                 pending.clear()
+                size += exc.span
                 reader = csv.reader(source(exc.carry))
             except UnicodeDecodeError as exc:
                 raise _not_utf8(exc, taken + len(pending) + 1) from None
@@ -455,10 +489,10 @@ class _Scorer:
             add_raw(raw.rstrip("\r\n"))
             add_row(None)
             taken += consumed
-            size += len(raw)
-            if len(rows) == chunk_rows or size >= chunk_bytes:
+            if taken >= next_flush or size >= chunk_bytes:
                 self.flush()
                 size = 0
+                next_flush = (taken // chunk_rows + 1) * chunk_rows
         self.flush()
         if progress is not None and taken >= next_progress:
             progress(taken)
@@ -580,24 +614,38 @@ class _Scorer:
 
     def finish(self) -> Tally:
         self.tally.rows_in = self.tally.rows_scored + self.tally.rows_failed
-        rows = self.tally.rows_scored
-        signal = rows >= MIN_DRIFT_ROWS
-        self.tally.drift = Drift(
-            threshold=self._drift_threshold,
-            rows=rows,
-            note=None
-            if signal
-            else f"too few rows for a drift signal: {rows:,} scored, {MIN_DRIFT_ROWS:,} needed; "
-            "nothing is flagged",
-            features={
-                name: FeatureDrift(psi=psi, flagged=signal and psi > self._drift_threshold)
-                for name, feature, counts in zip(
-                    self.features, self.model.manifest.features, self._counts, strict=True
-                )
-                for psi in [population_stability_index(feature.stats.bins.fractions, counts)]
-            },
+        self.tally.bin_counts = [[int(c) for c in counts.tolist()] for counts in self._counts]
+        self.tally.drift = drift_of(
+            self.tally.rows_scored,
+            self.tally.bin_counts,
+            {f.name: f.stats.bins.fractions for f in self.model.manifest.features},
+            self._drift_threshold,
         )
         return self.tally
+
+
+def drift_of(
+    rows: int,
+    bin_counts: Sequence[Sequence[int]],
+    reference: dict[str, list[float]],
+    threshold: float,
+) -> Drift:
+    """Each feature's PSI from the ROWS scored and their counts per training bin
+    (REFERENCE: the training fractions per bin, by feature, in the model's feature order)."""
+    signal = rows >= MIN_DRIFT_ROWS
+    return Drift(
+        threshold=threshold,
+        rows=rows,
+        note=None
+        if signal
+        else f"too few rows for a drift signal: {rows:,} scored, {MIN_DRIFT_ROWS:,} needed; "
+        "nothing is flagged",
+        features={
+            name: FeatureDrift(psi=psi, flagged=signal and psi > threshold)
+            for (name, fractions), counts in zip(reference.items(), bin_counts, strict=True)
+            for psi in [population_stability_index(fractions, np.asarray(counts, dtype=np.float64))]
+        },
+    )
 
 
 # Where a cell a spreadsheet would run as a formula can begin in a record's text.
@@ -661,6 +709,7 @@ def score_text(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     max_columns: int = DEFAULT_MAX_COLUMNS,
+    part: Part | None = None,
 ) -> Tally:
     """Score a CSV text stream (decoded, newline='') into the two sinks.
 
@@ -669,6 +718,8 @@ def score_text(
     A chunk is scored and written at ``chunk_rows`` records or ``chunk_bytes`` characters
     of text (bytes, for ASCII); ``max_line_bytes`` and ``max_columns`` bound a record as
     the module's docstring says.
+
+    With ``part``, TEXT is the file's header and one shard of it (see Part).
 
     Raises FileRejected when the file as a whole cannot be scored. Outputs are only
     written to here; score_stream commits or aborts them.
@@ -697,7 +748,10 @@ def score_text(
             chunk_bytes,
             max_columns,
         )
-        scorer.start(header_raw)
+        if part is None or part.first:
+            scorer.start(header_raw)
+        else:
+            taken = part.first_line - 1
         scorer.read(source, csv.reader(source()), taken, progress)
         return scorer.finish()
 

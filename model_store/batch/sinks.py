@@ -26,7 +26,7 @@ PART_SIZE = 8 * 1024 * 1024  # S3 parts must be >= 5 MiB, except the last
 class Output(Protocol):
     """What the engine writes scored chunks to."""
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes, /) -> object: ...
 
 
 class Sink(Output, Protocol):

@@ -632,7 +632,8 @@ def test_the_garbage_collector_is_paused_while_scoring_and_restored_after(
     _score(tmp_path, loaded_model, csv_text(table.header, table.rows), chunk_rows=50)
     rejected = _score(tmp_path, loaded_model, "no,features,here\n1,2,3\n", out="rejected")
 
-    assert seen == [False, False, False]  # three chunks, each scored with it paused
+    # Four chunks (lines 2-50, 51-100, 101-150, 151), each scored with it paused.
+    assert seen == [False, False, False, False]
     assert rejected.report.status == "rejected"
     assert gc.isenabled()
     gc.disable()

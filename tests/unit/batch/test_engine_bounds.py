@@ -403,13 +403,17 @@ def test_a_data_row_wider_than_max_columns_is_a_row_error_with_its_raw_text_whol
 
 
 def _expected_chunks(sizes: list[int], chunk_rows: int, chunk_bytes: int) -> list[int]:
-    """Records per chunk: flushed at CHUNK_ROWS records or CHUNK_BYTES characters."""
+    """Records per chunk (one record a line, after a one-line header): flushed at the next
+    line that is a multiple of CHUNK_ROWS (counted from the file's first), or at
+    CHUNK_BYTES bytes."""
     chunks, rows, total = [], 0, 0
-    for size in sizes:
+    next_flush = chunk_rows
+    for line, size in enumerate(sizes, start=2):
         rows, total = rows + 1, total + size
-        if rows == chunk_rows or total >= chunk_bytes:
+        if line >= next_flush or total >= chunk_bytes:
             chunks.append(rows)
             rows = total = 0
+            next_flush = (line // chunk_rows + 1) * chunk_rows
     return [*chunks, rows] if rows else chunks
 
 
