@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_kms import KMSClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_stepfunctions import SFNClient
 
 
 # At DEBUG these log request headers (the session token among them) and request bodies
@@ -67,6 +68,11 @@ def _session() -> Any:
 def s3_client() -> S3Client:
     """An S3 client; ``AWS_ENDPOINT_URL_S3`` points it at e.g. a moto server."""
     client: S3Client = _client("s3", "AWS_ENDPOINT_URL_S3")
+    return client
+
+
+def stepfunctions_client() -> SFNClient:
+    client: SFNClient = _client("stepfunctions", "AWS_ENDPOINT_URL_SFN")
     return client
 
 

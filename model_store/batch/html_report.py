@@ -19,6 +19,7 @@ _HEADLINES = {
     "succeeded": "The file was scored: each data row is in the predictions or the errors.",
     "rejected": "The file cannot be scored as a whole: no row was scored.",
     "failed": "Scoring stopped: this attempt wrote no predictions or errors.",
+    "running": "The file is being scored in shards; this report is replaced when they finish.",
 }
 
 _CSS = """
@@ -114,6 +115,8 @@ def _status(report: BatchReport) -> str:
         "<dt>Started</dt>",
         _text("started_at", report.started_at.isoformat()),
     ]
+    if report.execution is not None:
+        rows += ["<dt>Execution</dt>", _text("execution", report.execution)]
     for output, location in report.outputs.items():
         rows += [f"<dt>{escape(output.capitalize())}</dt>", _text(f"outputs.{output}", location)]
     rows += ["</dl>", "</section>"]

@@ -8,7 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from model_store.timestamps import Timestamp
 
-Status = Literal["succeeded", "rejected", "failed"]
+# "running": a file too large for one invocation, handed to the sharded run named in
+# ``execution``; that run replaces the report with its outcome.
+Status = Literal["succeeded", "rejected", "failed", "running"]
 
 # A feature's population stability index above this flags it as drifted.
 DEFAULT_DRIFT_THRESHOLD = 0.2
@@ -72,6 +74,8 @@ class BatchReport(_Model):
     started_at: Timestamp
     duration_seconds: float = 0.0
     rows_per_second: float = 0.0
+    # The Step Functions execution that scored (or is scoring) a file in shards.
+    execution: str | None = None
 
     def to_json(self) -> bytes:
         return self.model_dump_json(indent=2).encode()

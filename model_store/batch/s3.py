@@ -45,6 +45,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Bytes of .csv one invocation scores; above, the file is scored in shards. ~80,000
+# iris-like rows/s (bench/batch_throughput.py) of ~30 bytes is ~2.4 MB/s, ~2 GB in the
+# 900 s timeout; a quarter of that leaves room for wider rows and slower models.
+DEFAULT_SHARD_ABOVE_BYTES = 512 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class OutputLayout:
@@ -66,6 +71,17 @@ class OutputLayout:
 
 
 @dataclass(frozen=True)
+class Sharding:
+    """Where files too large for one invocation go: a .csv over ABOVE_BYTES is handed to
+    a sharded run (model_store.batch.sharded) that START begins: START(name, input)
+    returns the name of the execution that runs it (NAME, or a fresh one if NAME's run is
+    over)."""
+
+    above_bytes: int
+    start: Callable[[str, dict[str, Any]], str]
+
+
+@dataclass(frozen=True)
 class Outcome:
     report: BatchReport
     duplicate: bool
@@ -83,9 +99,11 @@ def score_s3_object(
     drift_threshold: float = DEFAULT_DRIFT_THRESHOLD,
     neutralise_formulas: bool = True,
     max_gzip_bytes: int = DEFAULT_MAX_GZIP_BYTES,
+    sharding: Sharding | None = None,
 ) -> Outcome:
-    """Score one object: refuse what cannot be, skip what is done or superseded, score
-    the rest. Rejected files get a report; other failures raise after one."""
+    """Score one object: refuse what cannot be, skip what is done or superseded, hand a
+    file too large for one invocation to SHARDING, score the rest. Rejected files get a
+    report; other failures raise after one."""
     if key.endswith("/"):
         # A "folder" the S3 console makes: not a file anybody dropped.
         log.info("s3://%s/%s is a folder marker; nothing to score", bucket, key)
@@ -103,7 +121,8 @@ def score_s3_object(
 
     size = run.head()
     previous = run.previous_report()
-    if previous is not None and previous.status != "failed" and run.is_source_of(previous):
+    done = previous is not None and previous.status in ("succeeded", "rejected")
+    if done and previous is not None and run.is_source_of(previous):
         log.info("%s was already scored (%s); nothing to do", run.source.location, previous.status)
         return Outcome(previous, duplicate=True)
     if run.superseded():
@@ -113,6 +132,8 @@ def score_s3_object(
         return Outcome(previous or run.superseded_report(), duplicate=True)
     if is_gzip(key) and size > max_gzip_bytes:
         return Outcome(run.report("rejected", too_large(size, max_gzip_bytes)), duplicate=False)
+    if sharding is not None and not is_gzip(key) and size > sharding.above_bytes:
+        return run.hand_over(sharding, size, previous)
 
     try:
         loaded = model()
@@ -235,6 +256,46 @@ class _ObjectRun:
             raise self._unreadable(exc) from exc
         return latest != self.source.version_id
 
+    def hand_over(self, sharding: Sharding, size: int, previous: BatchReport | None) -> Outcome:
+        """Start the sharded run of this object (once: the execution's name derives from
+        the object version, and a repeated event finds it running)."""
+        from model_store.batch.sharded import ShardedObject, execution_name
+
+        name = execution_name(self.bucket, self.key, self.source.version_id, self.source.etag)
+        running = (
+            previous is not None and previous.status == "running" and self.is_source_of(previous)
+        )
+        reason = (
+            f"{size:,} bytes is over the {sharding.above_bytes:,}-byte limit for one "
+            "invocation: scored in shards"
+        )
+        # The report is written before the run starts, so that whatever the run writes
+        # comes after it; a repeated event (or a retry after a failed start) leaves it be.
+        if not running:
+            self._write(self._running(reason, name))
+        target = ShardedObject(
+            bucket=self.bucket,
+            key=self.key,
+            version_id=self.source.version_id,
+            etag=self.source.etag,
+            size=size,
+            outputs=self.keys,
+            started_at=self.started_at,
+        )
+        used = sharding.start(name, {"object": target.model_dump(mode="json")})
+        if used != name:  # NAME's run was over (the outputs deleted since, say): a new one
+            return Outcome(self._write(self._running(reason, used)), duplicate=False)
+        return Outcome(previous if running and previous else self._running(reason, name), running)
+
+    def _running(self, reason: str, execution: str) -> BatchReport:
+        return BatchReport(
+            status="running",
+            reason=reason,
+            source=self.source,
+            started_at=self.started_at,
+            execution=execution,
+        )
+
     def superseded_report(self) -> BatchReport:
         version_id = self.source.version_id
         return BatchReport(
@@ -295,13 +356,7 @@ class _ObjectRun:
         return time.perf_counter() - self._started
 
     def _write(self, report: BatchReport) -> BatchReport:
-        key = self.keys["report"]
-        try:
-            _put(self.client, self.bucket, key, report.to_json(), "application/json")
-        except Exception as exc:
-            raise self._storage_failed("PutObject", key, exc) from exc
-        _put_html(self.client, self.bucket, key, report)
-        return report
+        return write_report(self.client, self.bucket, self.keys["report"], report)
 
     def _unreadable(self, exc: BaseException) -> DataBucketError:
         """After a failed report: the object could not be read."""
@@ -333,6 +388,18 @@ def _unusable_output_keys(key: str, keys: dict[str, str]) -> str:
             f"{', '.join(too_long)}; use a shorter name"
         )
     return ""
+
+
+def write_report(client: S3Client, bucket: str, key: str, report: BatchReport) -> BatchReport:
+    """REPORT as JSON at KEY, with its page for people beside it; REPORT."""
+    try:
+        _put(client, bucket, key, report.to_json(), "application/json")
+    except Exception as exc:
+        raise DataBucketError(
+            f"S3 PutObject s3://{bucket}/{key} failed: {describe_error(exc)}"
+        ) from exc
+    _put_html(client, bucket, key, report)
+    return report
 
 
 def _put(client: S3Client, bucket: str, key: str, body: bytes, content_type: str) -> None:

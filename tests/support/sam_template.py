@@ -40,7 +40,8 @@ def package(template: dict[str, Any]) -> dict[str, Any]:
     become the S3 objects it uploaded."""
     for logical_id, resource in template["Resources"].items():
         properties = resource.get("Properties", {})
-        for key in ("CodeUri", "ContentUri"):
+        for key in ("CodeUri", "ContentUri", "DefinitionUri"):
             if isinstance(properties.get(key), str) and not properties[key].startswith("s3://"):
-                properties[key] = f"s3://sam-artifacts-123456789012/{logical_id}.zip"
+                suffix = "asl.json" if key == "DefinitionUri" else "zip"
+                properties[key] = f"s3://sam-artifacts-123456789012/{logical_id}.{suffix}"
     return template

@@ -1,7 +1,8 @@
 """Lambda entry point: ``batch_scoring.handler.handler`` for S3 ObjectCreated events.
 
 It only adapts the event, read through Powertools' S3Event: each record's bucket,
-URL-decoded key and version go to model_store's batch engine. A failure that
+URL-decoded key and version go to model_store's batch engine, and a file too large for
+one invocation to the sharded run's state machine (SHARDING_STATE_MACHINE_ARN). A failure that
 is not about rows (no model, unreadable object) is raised after the other records are
 done, so Lambda's retries and the on-failure destination take over; repeated deliveries
 are skipped by the engine.
@@ -9,6 +10,7 @@ are skipped by the engine.
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
@@ -16,13 +18,16 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 
 from batch_scoring.observability import SERVICE, record_report
 from batch_scoring.settings import BatchSettings
-from model_store.aws import s3_client
+from model_store.aws import s3_client, stepfunctions_client
 from model_store.batch import score_s3_object
+from model_store.batch.s3 import Sharding
+from model_store.batch.sharded import start_execution
 from model_store.observability import FunctionTelemetry
 from model_store.tracing import subsegment, trace_aws_client
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_stepfunctions import SFNClient
 
 telemetry = FunctionTelemetry(SERVICE)
 logger, metrics = telemetry.logger, telemetry.metrics
@@ -33,6 +38,28 @@ loader = settings.loader()
 # no network call), not on the clock of the first object.
 client: S3Client = s3_client()
 trace_aws_client(client)  # each S3 call an X-Ray subsegment, on sampled invocations
+
+
+def _sharding() -> Sharding | None:
+    if not settings.sharding_state_machine_arn:
+        return None
+    return Sharding(
+        above_bytes=settings.shard_above_bytes,
+        start=lambda name, payload: start_execution(
+            _stepfunctions(), settings.sharding_state_machine_arn, name, payload
+        ),
+    )
+
+
+@functools.cache
+def _stepfunctions() -> SFNClient:
+    """Made on the first file too large for one invocation, not at every cold start."""
+    sfn = stepfunctions_client()
+    trace_aws_client(sfn)
+    return sfn
+
+
+sharding = _sharding()
 
 
 class BatchFailedError(Exception):
@@ -67,6 +94,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                     drift_threshold=settings.drift_threshold,
                     neutralise_formulas=settings.neutralise_formulas,
                     max_gzip_bytes=settings.max_gzip_bytes,
+                    sharding=sharding,
                 )
         except Exception as exc:
             logger.exception("scoring failed")
@@ -82,6 +110,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             "reason": report.reason,
             "drift_flagged": report.drift.flagged if report.drift else [],
         }
+        if report.status == "running":
+            summary["execution"] = report.execution
+            logger.info("handed to a sharded run", extra=summary)
+            results.append(summary)
+            continue
         logger.info("scored" if report.status == "succeeded" else report.status, extra=summary)
         if not outcome.duplicate:
             record_report(metrics, report)

@@ -56,6 +56,8 @@ OVERRIDES: dict[str, Any] = {
     "DriftThreshold": "0.35",
 }
 FUNCTIONS = ("PredictApiFunction", "BatchScoringFunction")
+# The sharded run's steps (tests/unit/infra/test_sharded_scoring_template.py).
+STEP_FUNCTIONS = ("ShardPlanFunction", "ShardScoreFunction", "ShardMergeFunction")
 FUNCTION_ROUTES = {
     ("/predict", "post"),
     ("/batch_predict", "post"),
@@ -503,7 +505,7 @@ def test_batch_function_writes_only_outputs_and_reads_only_inputs(stack: Stack) 
 # -- functions --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("function_id", FUNCTIONS)
+@pytest.mark.parametrize("function_id", FUNCTIONS + STEP_FUNCTIONS)
 def test_function_runs_python_3_13_with_the_serving_runtimes_layer(
     stack: Stack, function_id: str
 ) -> None:
@@ -526,10 +528,11 @@ def test_function_runs_python_3_13_with_the_serving_runtimes_layer(
     assert properties["Environment"]["Variables"]["SERVING_RUNTIME"] == {"Ref": "ServingRuntime"}
 
 
-@pytest.mark.parametrize("function_id", FUNCTIONS)
+@pytest.mark.parametrize("function_id", FUNCTIONS + STEP_FUNCTIONS)
 def test_every_variable_in_env_json_is_declared(stack: Stack, function_id: str) -> None:
     local = load_event("env.json")
-    assert set(local) <= set(FUNCTIONS), f"env.json names unknown functions: {set(local)}"
+    known = set(FUNCTIONS + STEP_FUNCTIONS)
+    assert set(local) <= known, f"env.json names unknown functions: {set(local)}"
     # The transformed function carries Globals merged with its own variables.
     declared = set(stack.props(function_id)["Environment"]["Variables"])
     undeclared = set(local.get(function_id, {})) - declared
