@@ -233,7 +233,7 @@ class RoleNamer:
             return "devstack"
         if is_emulator(proc):
             return f"rie {self._environments[proc.identity]}"
-        if "moto.server" in proc.command:
+        if "moto.server" in proc.command or "devstack.moto_server" in proc.command:
             return "moto"
         if "awslambdaric" in proc.command:
             parent = by_pid.get(proc.ppid)

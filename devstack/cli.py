@@ -61,6 +61,30 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
     return overrides
 
 
+# Shortcuts for template parameters: option destination, parameter.
+PARAMETER_SHORTCUTS = {"shard_above": "ShardAboveBytes", "shard_rows": "ShardRows"}
+
+
+def parameter_overrides(args: argparse.Namespace) -> dict[str, str]:
+    """--parameter-overrides, then the shortcuts given (which win)."""
+    overrides = parse_overrides(args.parameter_overrides)
+    for option, parameter in PARAMETER_SHORTCUTS.items():
+        value = getattr(args, option, None)
+        if value is not None:
+            overrides[parameter] = str(value)
+    return overrides
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
+
+
 def banner(stack: LocalStack, seconds: float) -> str:
     assert stack.template is not None
     endpoint = stack.s3_endpoint
@@ -94,6 +118,11 @@ def banner(stack: LocalStack, seconds: float) -> str:
         f"  registry       {registry}",
         f"  runtime        {_runtime_note(environment.get('SERVING_RUNTIME', ''))}",
         f"  signatures     {_signatures_note(stack.signing_key)}",
+        *(
+            [f"  sharding       {_sharding_note(stack)}"]
+            if "ShardAboveBytes" in stack.template.parameters
+            else []
+        ),
         f"  state          {stack.config.state}",
         *(["", warning] if (warning := exposure_warning(stack.config.s3_host)) else []),
         "",
@@ -121,6 +150,16 @@ def banner(stack: LocalStack, seconds: float) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _sharding_note(stack: LocalStack) -> str:
+    assert stack.template is not None
+    above = stack.template.parameters["ShardAboveBytes"]
+    machines = ", ".join(arn.rpartition(":")[2] for arn in stack.state_machines.values())
+    return (
+        f"a .csv over {above} bytes runs through {machines or 'the state machine'} "
+        "(ARGS=--shard-above BYTES to shard small files)"
+    )
 
 
 def _signatures_note(key_arn: str | None) -> str:
@@ -167,7 +206,7 @@ def local(args: argparse.Namespace) -> int:
         api_port=args.port,
         s3_host=args.s3_host,
         s3_port=args.s3_port,
-        parameter_overrides=parse_overrides(args.parameter_overrides),
+        parameter_overrides=parameter_overrides(args),
         env_file=Path(args.env_vars) if args.env_vars else None,
         max_environments=args.max_environments,
         require_signatures=args.require_signatures,
@@ -229,7 +268,7 @@ def _watch_the_stop(limit: float) -> None:
 def invoke(args: argparse.Namespace) -> int:
     """Run FUNCTION once under the RIE with EVENT, like `sam local invoke`."""
     config = StackConfig(
-        parameter_overrides=parse_overrides(args.parameter_overrides),
+        parameter_overrides=parameter_overrides(args),
         env_file=Path(args.env_vars) if args.env_vars else None,
         state_dir=Path(args.state_dir) if args.state_dir else None,
     )
@@ -318,7 +357,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     local_parser.add_argument("--port", type=int, default=3000, help="API port (default 3000)")
     local_parser.add_argument("--s3-port", type=int, default=4567, help="moto port (default 4567)")
-    local_parser.add_argument("--max-environments", type=int, default=4, help="per function")
+    local_parser.add_argument(
+        "--max-environments",
+        type=_positive,
+        default=4,
+        help="execution environments per function (default 4): how many invocations of one "
+        "function run at once, a Distributed Map's shards included; more queue",
+    )
     local_parser.add_argument(
         "--require-signatures",
         action="store_true",
@@ -354,6 +399,19 @@ def build_parser() -> argparse.ArgumentParser:
             default=[],
             metavar="NAME=VALUE",
             help="template parameters",
+        )
+        sub.add_argument(
+            "--shard-above",
+            type=_positive,
+            metavar="BYTES",
+            help="ShardAboveBytes: a .csv over this size is scored in shards by the state "
+            "machine (e.g. 1000, so a small demo file takes that path)",
+        )
+        sub.add_argument(
+            "--shard-rows",
+            type=_positive,
+            metavar="LINES",
+            help="ShardRows: lines per shard (e.g. 50, for several shards of a small file)",
         )
     return parser
 

@@ -1,9 +1,11 @@
 """The whole system on one machine: what `make local` starts and stops.
 
-A moto server plays S3 and API Gateway (and CloudFormation, for the stack's outputs); the
-functions of the built template run under the Lambda RIE; a local API Gateway and an S3
-notifier invoke them. Everything the functions see comes from the template, its
-parameters and events/env.json: the stack holds no business logic of its own.
+A moto server plays S3 and API Gateway (and CloudFormation, for the stack's outputs), and
+runs the state machines (devstack.moto_server); the functions of the built template run
+under the Lambda RIE; a local API Gateway, an S3 notifier and a Lambda Invoke endpoint
+(which the state machines' tasks call) invoke them. Everything the functions see comes
+from the template, its parameters and events/env.json: the stack holds no business logic
+of its own.
 """
 
 from __future__ import annotations
@@ -28,13 +30,16 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from devstack import runtime
 from devstack.gateway import INTEGRATION_TIMEOUT, LocalGateway
+from devstack.lambda_api import LocalLambdaApi
+from devstack.moto_server import LAMBDA_ENDPOINT_VARIABLE
 from devstack.notifications import POLL_CONFIG, S3Notifier
 from devstack.pool import FunctionPool
 from devstack.rie import FunctionSpec, Invocation, free_port
-from devstack.template import ApiSpec, FunctionDef, Template, TemplateError
+from devstack.template import ApiSpec, FunctionDef, StateMachineDef, Template, TemplateError
 from devstack.usage import LOOKUP_CONFIG, UsagePlans
 
 if TYPE_CHECKING:
@@ -48,6 +53,10 @@ LOCAL_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "local",
     "AWS_SESSION_TOKEN": "local",
 }
+# What the functions' service endpoints become locally (when the template declares them).
+LOCAL_ENDPOINTS = frozenset(
+    {"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL_SFN"}
+)
 
 
 class StackError(RuntimeError):
@@ -107,7 +116,7 @@ def function_environment(
     environment.update(overrides)
     if s3_endpoint is not None:
         for name in environment:
-            if name in {"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_KMS"}:
+            if name in LOCAL_ENDPOINTS:
                 environment[name] = s3_endpoint
     environment.update(LOCAL_CREDENTIALS)
     environment["AWS_REGION"] = environment["AWS_DEFAULT_REGION"] = region
@@ -243,6 +252,9 @@ class LocalStack:
         self.signing_key: str | None = None  # the KMS key's ARN, with require_signatures
         self.template: Template | None = None
         self.functions: dict[str, FunctionDef] = {}
+        self.state_machine_defs: list[StateMachineDef] = []
+        self.state_machines: dict[str, str] = {}  # logical id: ARN, once made in moto
+        self.lambda_api: LocalLambdaApi | None = None
         self.pools: dict[str, FunctionPool] = {}
         self.gateways: list[LocalGateway] = []
         self.notifier: S3Notifier | None = None
@@ -298,10 +310,14 @@ class LocalStack:
             self._log("local", f"built in {time.perf_counter() - started:.1f} s ({build_dir})")
         if not (build_dir / "template.yaml").exists():
             raise StackError(f"{build_dir} has no built template; run make build")
+        # The built template's paths out of the build (DefinitionUri) start at the original.
+        source_dir = build_dir
         build_dir = snapshot(build_dir, config.state / "build")
         self._step("build", started)
-        template, apis = self._read_template(build_dir)
+        template, apis = self._read_template(build_dir, source_dir)
 
+        # Before moto: the state machines' tasks call it.
+        self._start_lambda_api(template)
         started = time.perf_counter()
         self._start_moto()
         self._step("moto", started)
@@ -309,10 +325,11 @@ class LocalStack:
             # The key exists only once moto runs: the template is read again with it.
             self.signing_key = self._create_signing_key()
             config.parameter_overrides["ModelSigningKeyArn"] = self.signing_key
-            template, apis = self._read_template(build_dir)
+            template, apis = self._read_template(build_dir, source_dir)
 
         started = time.perf_counter()
         self._create_buckets()
+        self._create_state_machines()
         api_ids = self._create_apis(apis)
         self._step("provision", started)
 
@@ -377,8 +394,9 @@ class LocalStack:
         self._register_stack_outputs()
         self._write_state()
 
-    def _read_template(self, build_dir: Path) -> tuple[Template, list[ApiSpec]]:
-        """The built template with the stack's parameters, and its APIs; functions kept."""
+    def _read_template(self, build_dir: Path, source_dir: Path) -> tuple[Template, list[ApiSpec]]:
+        """The built template with the stack's parameters, and its APIs; functions and
+        state machines kept."""
         config = self.config
         try:
             template = Template(
@@ -386,8 +404,10 @@ class LocalStack:
                 stack_name=config.stack_name,
                 region=config.region,
                 parameter_overrides=config.parameter_overrides,
+                source_dir=source_dir,
             )
             self.functions = template.functions()
+            self.state_machine_defs = template.state_machines()
             self.template = template
             return template, template.apis()
         except TemplateError as exc:
@@ -416,24 +436,42 @@ class LocalStack:
                     "running? Stop it, or choose other ports (API_PORT=..., S3_PORT=...)."
                 )
 
+    def _start_lambda_api(self, template: Template) -> None:
+        """Lambda's Invoke for the functions, on loopback: what the state machines call."""
+        self.lambda_api = LocalLambdaApi(
+            {function.name: logical_id for logical_id, function in self.functions.items()},
+            self.invoke,
+            region=template.region,
+            account=template.account,
+            on_log=functools.partial(self._log, "lambda-api"),
+        )
+        self.lambda_api.start()
+
     def _start_moto(self) -> None:
         config = self.config
+        assert self.lambda_api is not None
         if not config.s3_port:
             config.s3_port = free_port(config.s3_host)
         warning = exposure_warning(config.s3_host)
         if warning:
             self._log("local", warning)
+        environment = {
+            **os.environ,
+            LAMBDA_ENDPOINT_VARIABLE: self.lambda_api.url,
+            "MOTO_PORT": str(config.s3_port),  # where moto's internals reach moto itself
+        }
         with private_open(private_dir(config.state) / "moto.log") as log:
             self._moto = subprocess.Popen(
                 [
                     sys.executable,
                     "-m",
-                    "moto.server",
+                    "devstack.moto_server",
                     "-H",
                     config.s3_host,
                     "-p",
                     str(config.s3_port),
                 ],
+                env=environment,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -451,6 +489,31 @@ class LocalStack:
                     Bucket=bucket.name, VersioningConfiguration={"Status": "Enabled"}
                 )
             self.buckets[bucket.logical_id] = bucket.name
+
+    def _create_state_machines(self) -> None:
+        """Each state machine in moto's Step Functions, under the ARN the functions were
+        given (the template derives it from the name, as Step Functions does)."""
+        assert self.template is not None
+        sfn = self.client("stepfunctions")
+        role = f"arn:aws:iam::{self.template.account}:role/{self.config.stack_name}-local"
+        for machine in self.state_machine_defs:
+            try:
+                arn: str = sfn.create_state_machine(
+                    name=machine.name,
+                    definition=json.dumps(machine.definition),
+                    roleArn=role,
+                    type=machine.type,
+                )["stateMachineArn"]
+            except ClientError as exc:
+                raise StackError(
+                    f"{machine.logical_id}: Step Functions refuses it: {exc}"
+                ) from None
+            if arn != machine.arn:
+                raise StackError(
+                    f"{machine.logical_id}: Step Functions made {arn}, not the {machine.arn} "
+                    "the functions were given"
+                )
+            self.state_machines[machine.logical_id] = arn
 
     def _stable_key(self) -> str:
         """The stack's key survives restarts, so scripts that use it keep working."""
@@ -557,6 +620,7 @@ class LocalStack:
             "api_key": self.api_key,
             "s3_endpoint": self.s3_endpoint,
             "buckets": self.buckets,
+            "state_machines": self.state_machines,
             "stack_name": self.config.stack_name,
         }
         write_private(
@@ -577,6 +641,8 @@ class LocalStack:
             self.notifier.stop()
         for gateway in self.gateways:
             gateway.stop()
+        if self.lambda_api is not None:
+            self.lambda_api.stop()
         # Each function's environments end side by side with the others'.
         stopping = [threading.Thread(target=pool.stop) for pool in self.pools.values()]
         for thread in stopping:

@@ -38,6 +38,7 @@ _NAME_PROPERTY = {
     "AWS::S3::Bucket": "BucketName",
     "AWS::Serverless::Function": "FunctionName",
     "AWS::Serverless::Api": "Name",
+    "AWS::Serverless::StateMachine": "Name",
 }
 
 
@@ -132,6 +133,15 @@ class FunctionDef:
 
 
 @dataclass(frozen=True)
+class StateMachineDef:
+    logical_id: str
+    name: str
+    arn: str  # what !Ref gives, known before Step Functions makes it (see Template._names)
+    definition: Mapping[str, Any]  # substituted, parsed
+    type: str = "STANDARD"
+
+
+@dataclass(frozen=True)
 class BucketDef:
     logical_id: str
     name: str
@@ -149,9 +159,14 @@ class Template:
         region: str = "us-east-1",
         account: str = LOCAL_ACCOUNT,
         parameter_overrides: Mapping[str, str] | None = None,
+        source_dir: Path | None = None,
     ) -> None:
         self.path = path
         self.root = path.parent
+        # Where the relative paths sam build leaves pointing out of the build (a state
+        # machine's DefinitionUri) start: the folder sam build wrote PATH in, when PATH is
+        # a copy of it elsewhere (the local stack's snapshot).
+        self.source_dir = source_dir or self.root
         self.document: dict[str, Any] = yaml_parse(path.read_text())
         self.stack_name = stack_name
         self.region = region
@@ -210,9 +225,10 @@ class Template:
         return values
 
     def _names(self, logical_id: str) -> dict[str, str] | None:
-        """What Ref (and a bucket's GetAtt Arn) of a resource gives locally: its name, like
-        CloudFormation's, without randomness (samcli gives the logical id); None for the
-        resources the local stack does not make."""
+        """What Ref and GetAtt of a resource give locally: its name (a state machine's
+        ARN), like CloudFormation's, without randomness (samcli gives the logical id); None
+        for the resources the local stack does not make. ARNs follow from the names, so
+        what refers to a state machine resolves before Step Functions makes it."""
         if logical_id in self._named:
             return self._named[logical_id]
         resource = self._resource(logical_id)
@@ -225,8 +241,14 @@ class Template:
         else:
             name = f"{self.stack_name}-{_kebab(logical_id)}"
         names = {"Ref": name}
-        if resource["Type"] == "AWS::S3::Bucket":
+        kind = resource["Type"]
+        if kind == "AWS::S3::Bucket":
             names["Arn"] = f"arn:aws:s3:::{name}"
+        elif kind == "AWS::Serverless::Function":
+            names["Arn"] = self.function_arn(name)
+        elif kind == "AWS::Serverless::StateMachine":
+            arn = f"arn:aws:states:{self.region}:{self.account}:stateMachine:{name}"
+            names = {"Ref": arn, "Arn": arn, "Name": name}
         self._named[logical_id] = names
         return names
 
@@ -237,8 +259,12 @@ class Template:
             resource = self._plugged.get(logical_id)
         return resource
 
+    def function_arn(self, name: str) -> str:
+        """A function's ARN, which the local Lambda API (devstack.lambda_api) answers."""
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
+
     def physical_id(self, logical_id: str) -> str:
-        """What !Ref of a resource gives: its name, like CloudFormation's, without randomness."""
+        """What !Ref of a resource gives: its name (a state machine's ARN), without randomness."""
         names = self._names(logical_id)
         if names is not None:
             return names["Ref"]
@@ -355,6 +381,32 @@ class Template:
             raise TemplateError(f"{logical_id}: only layers with local content run locally")
         # Lambda unpacks a layer into /opt; Python layers put their packages in python/.
         return tuple(Path(layer.codeuri) / "python" for layer in layers)
+
+    def state_machines(self) -> list[StateMachineDef]:
+        """The AWS::Serverless::StateMachine resources, their definitions substituted."""
+        from devstack.asl import read_definition
+
+        result = []
+        for logical_id, resource in self._of_type("AWS::Serverless::StateMachine").items():
+            properties = resource.get("Properties") or {}
+            substitutions = {
+                name: _text(f"{logical_id} DefinitionSubstitutions {name}", value)
+                for name, value in (properties.get("DefinitionSubstitutions") or {}).items()
+            }
+            names = self._names(logical_id)
+            assert names is not None  # a state machine is named (_NAME_PROPERTY)
+            result.append(
+                StateMachineDef(
+                    logical_id=logical_id,
+                    name=names["Name"],
+                    arn=names["Arn"],
+                    definition=read_definition(
+                        logical_id, properties, self.source_dir, substitutions
+                    ),
+                    type=_text(f"{logical_id} Type", properties.get("Type", "STANDARD")).upper(),
+                )
+            )
+        return result
 
     def buckets(self) -> list[BucketDef]:
         return [

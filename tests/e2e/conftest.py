@@ -13,7 +13,7 @@ import pytest
 
 from devstack.stack import LocalStack, StackConfig
 from model_store import Artifact
-from tests.support.local_stack import REFRESH_SECONDS, registry_of
+from tests.support.local_stack import CHUNK_ROWS, REFRESH_SECONDS, SHARD_ABOVE_BYTES, registry_of
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +26,13 @@ def stack(
         s3_port=0,
         state_dir=tmp_path_factory.mktemp("local-state"),
         env_overrides={"PredictApiFunction": refresh, "BatchScoringFunction": refresh},
+        # Files over 4 KiB take the sharded path (tests/e2e/test_sharded.py): shards of 40
+        # lines, cut where the scorer's chunks of 10 end. The other tests' files are smaller.
+        parameter_overrides={
+            "ShardAboveBytes": str(SHARD_ABOVE_BYTES),
+            "ShardRows": "40",
+            "BatchChunkRows": str(CHUNK_ROWS),
+        },
         max_environments=2,
         retry_delay=0.2,
         seed_model=False,

@@ -15,6 +15,9 @@ from tests.support.events import load_event
 
 # The model refresh interval the e2e stack runs with: a promotion shows within a test.
 REFRESH_SECONDS = 1
+# What the e2e stack shards: a .csv over this many bytes, scored in chunks of CHUNK_ROWS.
+SHARD_ABOVE_BYTES = 4096
+CHUNK_ROWS = 10
 
 
 @dataclass(frozen=True)

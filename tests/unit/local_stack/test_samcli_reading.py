@@ -104,7 +104,17 @@ def test_functions_are_what_samclis_own_provider_reads(
         parameter_overrides={"ServingRuntime": serving_runtime},
     ).functions()
     theirs = samcli_functions(ServingRuntime=serving_runtime)
-    assert set(ours) == set(theirs) == {"PredictApiFunction", "BatchScoringFunction"}
+    assert (
+        set(ours)
+        == set(theirs)
+        == {
+            "PredictApiFunction",
+            "BatchScoringFunction",
+            "ShardPlanFunction",
+            "ShardScoreFunction",
+            "ShardMergeFunction",
+        }
+    )
     for logical_id, function in ours.items():
         sam = theirs[logical_id]
         # Globals' Fn::If picked the serving runtime's dependency layer, then ModelStoreLayer.
@@ -125,6 +135,13 @@ def test_functions_are_what_samclis_own_provider_reads(
                 # samcli gives a bucket's logical id; the local stack makes the bucket, named.
                 assert value == "ModelBucket"
                 assert function.environment[name] == f"{STACK}-model-bucket"
+            elif name == "SHARDING_STATE_MACHINE_ARN":
+                # samcli gives the logical id; the local stack makes the state machine in
+                # moto, and its Ref is the ARN, as CloudFormation's is.
+                assert value == "ShardedScoringStateMachine"
+                assert function.environment[name] == (
+                    f"arn:aws:states:{REGION}:123456789012:stateMachine:{STACK}-sharded-scoring"
+                )
             elif isinstance(value, dict):
                 # samcli leaves a Ref to a float Default (0.2) unresolved; CloudFormation's
                 # values are strings.
