@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from model_store.aws_errors import describe_error
 from model_store.exceptions import ModelStoreError
+from model_store.stacks import StackOutputError, stack_output
 
 if TYPE_CHECKING:
     from mypy_boto3_apigateway import APIGatewayClient
@@ -37,13 +38,9 @@ def _fail(action: str, exc: Exception) -> KeyManagementError:
 
 def usage_plan_of_stack(cloudformation: CloudFormationClient, stack: str) -> str:
     try:
-        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    except Exception as exc:
-        raise _fail(f"finding stack {stack!r}", exc) from None
-    for output in stacks[0].get("Outputs", []) if stacks else []:
-        if output.get("OutputKey") == "UsagePlanId":
-            return str(output["OutputValue"])
-    raise KeyManagementError(f"stack {stack!r} has no UsagePlanId output; pass --usage-plan")
+        return stack_output(cloudformation, stack, "UsagePlanId", instead="--usage-plan")
+    except StackOutputError as exc:
+        raise KeyManagementError(str(exc)) from None
 
 
 def create_key(apigateway: APIGatewayClient, usage_plan_id: str, name: str) -> ApiKey:

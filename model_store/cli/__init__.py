@@ -14,6 +14,7 @@ from model_store.cli import (
     keys_cmd,
     publish_cmds,
     registry_cmds,
+    rescore_cmd,
     score_cmd,
     signing_cmds,
     train_cmd,
@@ -54,6 +55,7 @@ def build_parser() -> Parser:
     signing_cmds.add_parsers(commands, [as_json, registry])
     score_cmd.add_parser(commands, [as_json, registry])
     keys_cmd.add_parser(commands, [as_json])
+    rescore_cmd.add_parser(commands, [as_json])
     return parser
 
 

@@ -10,12 +10,10 @@ from model_store.apikeys import create_key, list_keys, revoke_key, usage_plan_of
 from model_store.aws import apigateway_client, cloudformation_client
 from model_store.cli.options import Parser, add_command
 from model_store.cli.output import emit, table, warn
+from model_store.stacks import DEFAULT_STACK, STACK_ENV
 
 if TYPE_CHECKING:
     from model_store.cli.options import Subparsers
-
-STACK_ENV = "STACK_NAME"
-DEFAULT_STACK = "sklearn-serverless"
 
 
 def add_parser(commands: Subparsers, parents: list[Parser]) -> None:
