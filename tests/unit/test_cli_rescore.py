@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import TYPE_CHECKING
 
 import boto3
@@ -13,6 +12,7 @@ from model_store.batch.report import BatchReport
 from model_store.batch.sharded import ShardedObject, execution_name
 from tests.support.cli import run
 from tests.support.s3 import new_bucket, read_object
+from tests.support.state_machines import trivial_state_machine
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -24,12 +24,7 @@ KEY = "incoming/big.csv"
 @pytest.fixture
 def state_machine(moto_endpoint: str) -> str:
     sfn: SFNClient = boto3.client("stepfunctions", endpoint_url=moto_endpoint)
-    definition = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
-    return sfn.create_state_machine(
-        name=f"sharded-{uuid.uuid4().hex[:8]}",
-        definition=json.dumps(definition),
-        roleArn="arn:aws:iam::123456789012:role/sharded",
-    )["stateMachineArn"]
+    return trivial_state_machine(sfn)
 
 
 def test_rescore_starts_a_new_named_run_and_writes_its_running_report(

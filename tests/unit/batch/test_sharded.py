@@ -30,6 +30,7 @@ from model_store.batch.sharded import (
 from model_store.gate import LoadedModel
 from tests.support.batch_files import csv_text, iris_table
 from tests.support.s3 import keys_under, pending_uploads, read_object
+from tests.support.state_machines import trivial_state_machine
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -300,14 +301,7 @@ def sfn(moto_endpoint: str) -> SFNClient:
 
 @pytest.fixture
 def state_machine(sfn: SFNClient) -> str:
-    import uuid
-
-    definition = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
-    return sfn.create_state_machine(
-        name=f"sharded-{uuid.uuid4().hex[:8]}",
-        definition=json.dumps(definition),
-        roleArn="arn:aws:iam::123456789012:role/sharded",
-    )["stateMachineArn"]
+    return trivial_state_machine(sfn)
 
 
 def test_a_repeated_start_of_a_running_execution_starts_nothing(
