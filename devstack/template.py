@@ -14,6 +14,8 @@ notifications, and the places where samcli's resolution is not CloudFormation's
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -167,7 +169,7 @@ class Template:
         # machine's DefinitionUri) start: the folder sam build wrote PATH in, when PATH is
         # a copy of it elsewhere (the local stack's snapshot).
         self.source_dir = source_dir or self.root
-        self.document: dict[str, Any] = yaml_parse(path.read_text())
+        self.document = read_document(path)
         self.stack_name = stack_name
         self.region = region
         self.account = account
@@ -584,6 +586,19 @@ def _drop_no_value(value: Any) -> Any:
     if isinstance(value, list):
         return [_drop_no_value(item) for item in value if item != NO_VALUE]
     return value
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """The template at PATH as samcli parses it, a copy of its own to change."""
+    return copy.deepcopy(_parsed(path.read_text()))
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed(text: str) -> dict[str, Any]:
+    # samcli's YAML reader is pure Python (~90 ms for template.yaml), and one run of
+    # devstack or its tests reads the same text many times.
+    document: dict[str, Any] = yaml_parse(text)
+    return document
 
 
 def _check_conditions_declared(document: Mapping[str, Any]) -> None:

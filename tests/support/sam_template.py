@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from samcli.yamlhelper import yaml_parse
+from devstack.template import read_document
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -20,9 +20,14 @@ PSEUDO_PARAMETERS: dict[str, Any] = {
 }
 
 
+def document() -> dict[str, Any]:
+    """template.yaml as samcli parses it, a copy of the caller's own."""
+    return read_document(TEMPLATE)
+
+
 def parameter_values(overrides: dict[str, Any]) -> dict[str, Any]:
     """What the transform receives: pseudo parameters, the overrides, then the defaults."""
-    raw = yaml_parse(TEMPLATE.read_text())
+    raw = document()
     defaults = {k: v["Default"] for k, v in raw["Parameters"].items() if "Default" in v}
     return {**defaults, **PSEUDO_PARAMETERS, **overrides}
 

@@ -14,7 +14,6 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
-from samcli.yamlhelper import yaml_parse
 from samtranslator.translator.transform import transform  # type: ignore[import-untyped]
 
 from batch_scoring.settings import BatchSettings, ShardSettings
@@ -22,8 +21,8 @@ from model_store.batch.s3 import DEFAULT_SHARD_ABOVE_BYTES
 from model_store.batch.sharded import DEFAULT_CONCURRENCY, DEFAULT_SHARD_ROWS, STAGING_PREFIX
 from tests.support.sam_template import (
     PSEUDO_PARAMETERS,
-    TEMPLATE,
     NoManagedPolicies,
+    document,
     package,
     parameter_values,
 )
@@ -68,7 +67,7 @@ READS = ("s3:GetObject", "s3:GetObjectVersion")
 def stack(request: pytest.FixtureRequest) -> Stack:
     overrides = OVERRIDES if request.param == "overrides" else {}
     parameters = parameter_values(overrides)
-    template = package(yaml_parse(TEMPLATE.read_text()))
+    template = package(document())
     with pytest.MonkeyPatch.context() as env:
         # The translator asks boto3 for a region even when AWS::Region is given.
         env.setenv("AWS_DEFAULT_REGION", PSEUDO_PARAMETERS["AWS::Region"])

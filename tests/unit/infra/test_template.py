@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 from aws_lambda_powertools import Metrics
-from samcli.yamlhelper import yaml_parse
 from samtranslator.translator.transform import transform  # type: ignore[import-untyped]
 
 from batch_scoring import observability as batch_observability
@@ -30,8 +29,8 @@ from predict_api import observability as api_observability
 from tests.support.events import load_event
 from tests.support.sam_template import (
     PSEUDO_PARAMETERS,
-    TEMPLATE,
     NoManagedPolicies,
+    document,
     package,
     parameter_values,
 )
@@ -200,7 +199,7 @@ class Stack:
 def stack(request: pytest.FixtureRequest) -> Stack:
     overrides = OVERRIDES if request.param == "overrides" else {}
     parameters = parameter_values(overrides)
-    template = package(yaml_parse(TEMPLATE.read_text()))
+    template = package(document())
     with pytest.MonkeyPatch.context() as env:
         # The translator asks boto3 for a region even when AWS::Region is given.
         env.setenv("AWS_DEFAULT_REGION", PSEUDO_PARAMETERS["AWS::Region"])
