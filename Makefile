@@ -17,6 +17,10 @@ ARCH ?= x86_64
 # `sam deploy` looks (.aws-sam/build) whatever ARCH (sam's definitions tell architectures
 # apart); the local-Python variant lives under .aws-sam/py3.X/.
 BUILD_DIR := .aws-sam/$(if $(filter 3.13,$(PYTHON_VERSION)),,py$(PYTHON_VERSION)/)build
+# The tests start many Python processes (workers, emulated functions, servers) over the
+# same sources: compiled once into the venv, not on every start where the shell sets
+# PYTHONDONTWRITEBYTECODE, and never as __pycache__ folders in the tree.
+PYTEST := PYTHONDONTWRITEBYTECODE= PYTHONPYCACHEPREFIX="$(CURDIR)/$(VENV)/pycache" $(BIN)/pytest
 SAM    := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/sam
 
 .DEFAULT_GOAL := help
@@ -58,10 +62,10 @@ format: install  ## apply ruff's fixes and formatting
 	$(BIN)/ruff format .
 
 test: lint  ## install if needed, lint, then the whole test suite
-	$(BIN)/pytest
+	$(PYTEST)
 
 test-fast: install  ## the quick lane: no sam builds, grid search, emulator, template lint or e2e stack; no lint
-	$(BIN)/pytest -m "not slow" -q -n auto --ignore=tests/e2e -p no:schemathesis
+	$(PYTEST) -m "not slow" -q -n auto --ignore=tests/e2e -p no:schemathesis
 
 build: install  ## sam build (offline) into .aws-sam/build, then check the size budget (ARCH=arm64)
 	PYTHON_VERSION=$(PYTHON_VERSION) LAYER_ARCH=$(ARCH) $(SAM) build --build-dir $(BUILD_DIR) \

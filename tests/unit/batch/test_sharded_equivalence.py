@@ -177,6 +177,7 @@ def csv_files(draw: st.DrawFn) -> bytes:
     return (bom + text).encode()
 
 
+@pytest.mark.slow  # 150 files scored twice in each runtime: 5-7 s
 @settings(
     max_examples=150,
     deadline=None,
