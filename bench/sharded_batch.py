@@ -66,7 +66,7 @@ from bench.soak_local import (  # noqa: E402
     read_proc,
 )
 from devstack.rie import Report  # noqa: E402
-from model_store.batch.sharded import DEFAULT_SHARD_BYTES as SHARD_BYTES  # noqa: E402
+from model_store.batch.handover import DEFAULT_SHARD_BYTES as SHARD_BYTES  # noqa: E402
 from model_store.batch.sinks import PART_SIZE  # noqa: E402
 
 if TYPE_CHECKING:

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from model_store.aws_errors import describe_error, is_not_found
 from model_store.batch.engine import DEFAULT_CHUNK_ROWS, Refused, score_stream
+from model_store.batch.handover import ShardedObject, Sharding, execution_name
 from model_store.batch.inputs import (
     ACCEPTED,
     DEFAULT_MAX_GZIP_BYTES,
@@ -45,11 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Bytes of .csv one invocation scores; above, the file is scored in shards. ~80,000
-# iris-like rows/s (bench/batch_throughput.py) of ~30 bytes is ~2.4 MB/s, ~2 GB in the
-# 900 s timeout; a quarter of that leaves room for wider rows and slower models.
-DEFAULT_SHARD_ABOVE_BYTES = 512 * 1024 * 1024
-
 
 @dataclass(frozen=True)
 class OutputLayout:
@@ -68,17 +64,6 @@ class OutputLayout:
             "errors": f"{self.errors_prefix}{stem}.csv",
             "report": f"{self.reports_prefix}{stem}.json",
         }
-
-
-@dataclass(frozen=True)
-class Sharding:
-    """Where files too large for one invocation go: a .csv over ABOVE_BYTES is handed to
-    a sharded run (model_store.batch.sharded) that START begins: START(name, input)
-    returns the name of the execution that runs it (NAME, or a fresh one if NAME's run is
-    over)."""
-
-    above_bytes: int
-    start: Callable[[str, dict[str, Any]], str]
 
 
 @dataclass(frozen=True)
@@ -149,6 +134,25 @@ def score_s3_object(
     return Outcome(report, duplicate=False)
 
 
+def rescore_s3_object(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    sharding: Sharding,
+    *,
+    version_id: str | None = None,
+    layout: OutputLayout | None = None,
+) -> BatchReport:
+    """Score an object in shards again, deliberately: a new execution name (a name is
+    not reused for 90 days), its "running" report in place of the last one. An object
+    that cannot be read gets no report: nothing was asked of it but this rerun."""
+    run = _ObjectRun(client, bucket, key, version_id, (layout or OutputLayout()).keys(key))
+    size = run.head(report_failure=False)
+    attempt = f"rerun-{run.started_at:%Y%m%dT%H%M%S}"
+    reason = "scored in shards again, on request"
+    return run.hand_over(sharding, size, None, attempt=attempt, reason=reason).report
+
+
 class _ObjectRun:
     """One object on its way through: where its outputs go, what S3 says about it, and
     the report that records the run."""
@@ -197,7 +201,7 @@ class _ObjectRun:
             return self.report("rejected", f"{ACCEPTED}: {self.key.rsplit('/', 1)[-1]}")
         return None
 
-    def head(self) -> int:
+    def head(self, *, report_failure: bool = True) -> int:
         """Pin the object the run scores (its ETag and version); its size in bytes."""
         version_id = self.source.version_id
         try:
@@ -207,6 +211,8 @@ class _ObjectRun:
                 else self.client.head_object(Bucket=self.bucket, Key=self.key)
             )
         except Exception as exc:
+            if not report_failure:
+                raise self._storage_failed("HeadObject", self.key, exc) from exc
             raise self._unreadable(exc) from exc
         self._etag = head["ETag"]
         self.source = SourceInfo(
@@ -256,16 +262,25 @@ class _ObjectRun:
             raise self._unreadable(exc) from exc
         return latest != self.source.version_id
 
-    def hand_over(self, sharding: Sharding, size: int, previous: BatchReport | None) -> Outcome:
+    def hand_over(
+        self,
+        sharding: Sharding,
+        size: int,
+        previous: BatchReport | None,
+        *,
+        attempt: str = "",
+        reason: str = "",
+    ) -> Outcome:
         """Start the sharded run of this object (once: the execution's name derives from
-        the object version, and a repeated event finds it running)."""
-        from model_store.batch.sharded import ShardedObject, execution_name
-
-        name = execution_name(self.bucket, self.key, self.source.version_id, self.source.etag)
+        the object version, and a repeated event finds it running). ATTEMPT names a
+        deliberate rerun (see execution_name)."""
+        name = execution_name(
+            self.bucket, self.key, self.source.version_id, self.source.etag, attempt=attempt
+        )
         running = (
             previous is not None and previous.status == "running" and self.is_source_of(previous)
         )
-        reason = (
+        reason = reason or (
             f"{size:,} bytes is over the {sharding.above_bytes:,}-byte limit for one "
             "invocation: scored in shards"
         )

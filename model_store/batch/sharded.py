@@ -19,12 +19,10 @@ Every run is named by its execution; its staging objects live under
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import logging
-import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
@@ -41,6 +39,12 @@ from model_store.batch.engine import (
     drift_of,
     score_stream,
 )
+from model_store.batch.handover import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_SHARD_BYTES,
+    DEFAULT_SHARD_ROWS,
+    ShardedObject,
+)
 from model_store.batch.inputs import csv_text
 from model_store.batch.plan import Plan, plan_shards
 from model_store.batch.report import (
@@ -48,51 +52,23 @@ from model_store.batch.report import (
     BatchReport,
     ModelRef,
     RowError,
-    SourceInfo,
 )
-from model_store.batch.s3 import OutputLayout, write_report
+from model_store.batch.s3 import write_report
 from model_store.batch.sinks import S3MultipartSink
 from model_store.exceptions import DataBucketError
 from model_store.gate import LoadedModel
-from model_store.timestamps import Timestamp
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef
-    from mypy_boto3_stepfunctions import SFNClient
 
 log = logging.getLogger(__name__)
 
 STAGING_PREFIX = "staging/"
-# Rows per shard: ~25 s of scoring at the measured ~80,000 rows/s (bench/README.md), far
-# inside the 15-minute limit even for a model ten times slower.
-DEFAULT_SHARD_ROWS = 2_000_000
-# A shard's bytes whatever its rows: wide rows take longer per row.
-DEFAULT_SHARD_BYTES = 512 * 1024 * 1024
-DEFAULT_CONCURRENCY = 10
-_NAME_LIMIT = 80  # characters of a Step Functions execution name
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ShardedObject(_Model):
-    """The object a run scores, pinned by the S3 function: the execution's input."""
-
-    bucket: str
-    key: str
-    version_id: str | None = None
-    etag: str | None = None
-    size: int
-    outputs: dict[str, str]  # predictions, errors and report keys, as one pass writes them
-    started_at: Timestamp
-
-    @property
-    def source(self) -> SourceInfo:
-        return SourceInfo(
-            location=f"s3://{self.bucket}/{self.key}", etag=self.etag, version_id=self.version_id
-        )
 
 
 class PlannedRun(_Model):
@@ -157,89 +133,6 @@ class StepInput(_Model):
     plan: PlannedRun | None = None
     shard: ShardRange | None = None
     error: dict[str, Any] | None = None
-
-
-def execution_name(
-    bucket: str, key: str, version_id: str | None, etag: str | None, *, attempt: str = ""
-) -> str:
-    """The execution's name for one object version: the same for a repeated S3 event, so
-    that Step Functions refuses a second run of it. ATTEMPT (a time, say) makes a new
-    name for a deliberate rerun, as a name cannot be reused for 90 days."""
-    identity = "\0".join([bucket, key, version_id or "", etag or ""])
-    digest = hashlib.sha256(identity.encode()).hexdigest()
-    # A readable hint of the file, then the digest that makes the name unique.
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", key.rsplit("/", 1)[-1])[:24].strip("-") or "file"
-    suffix = f"-{attempt}" if attempt else ""
-    name = f"{stem}-{digest[:40]}{suffix}"
-    if len(name) > _NAME_LIMIT:
-        raise ValueError(f"an execution name is at most {_NAME_LIMIT} characters: {name!r}")
-    return name
-
-
-def start_execution(
-    client: SFNClient, state_machine_arn: str, name: str, payload: dict[str, Any]
-) -> str:
-    """Start NAME on the state machine, once: a run of that name still going is left to
-    finish (a repeated event); one that is over gets a successor with a fresh name."""
-    document = json.dumps(payload)
-    try:
-        client.start_execution(stateMachineArn=state_machine_arn, name=name, input=document)
-        return name
-    except client.exceptions.ExecutionAlreadyExists:
-        pass
-    execution_arn = f"{state_machine_arn.replace(':stateMachine:', ':execution:', 1)}:{name}"
-    status = client.describe_execution(executionArn=execution_arn)["status"]
-    if status == "RUNNING":
-        log.info("execution %s is already running: nothing to start", name)
-        return name
-    again = f"{name}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
-    log.info("execution %s is over (%s): starting %s", name, status, again)
-    client.start_execution(stateMachineArn=state_machine_arn, name=again, input=document)
-    return again
-
-
-def rerun(
-    client: S3Client,
-    start: Callable[[str, dict[str, Any]], str],
-    bucket: str,
-    key: str,
-    *,
-    version_id: str | None = None,
-    layout: OutputLayout | None = None,
-) -> BatchReport:
-    """Score an object in shards again, deliberately: a new execution name (a name is
-    not reused for 90 days), its "running" report in place of the last one."""
-    try:
-        head = (
-            client.head_object(Bucket=bucket, Key=key, VersionId=version_id)
-            if version_id
-            else client.head_object(Bucket=bucket, Key=key)
-        )
-    except Exception as exc:
-        raise _failed("HeadObject", bucket, key, exc) from exc
-    now = datetime.now(UTC)
-    target = ShardedObject(
-        bucket=bucket,
-        key=key,
-        version_id=head.get("VersionId") or version_id,
-        etag=head["ETag"].strip('"'),
-        size=head["ContentLength"],
-        outputs=(layout or OutputLayout()).keys(key),
-        started_at=now,
-    )
-    name = execution_name(
-        bucket, key, target.version_id, target.etag, attempt=f"rerun-{now:%Y%m%dT%H%M%S}"
-    )
-    report = BatchReport(
-        status="running",
-        reason="scored in shards again, on request",
-        source=target.source,
-        started_at=now,
-        execution=name,
-    )
-    write_report(client, bucket, target.outputs["report"], report)
-    start(name, {"object": target.model_dump(mode="json")})
-    return report
 
 
 def staging_key(run: str, *parts: str) -> str:

@@ -48,7 +48,8 @@ def _location(text: str) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model_store.batch.sharded import rerun, start_execution
+    from model_store.batch.handover import Sharding, start_execution
+    from model_store.batch.s3 import rescore_s3_object
 
     bucket, key = _location(args.location)
     arn: str = args.state_machine or stack_output(
@@ -57,13 +58,11 @@ def run(args: argparse.Namespace) -> int:
         OUTPUT,
         instead="--state-machine",
     )
-    report = rerun(
-        s3_client(),
-        functools.partial(start_execution, stepfunctions_client(), arn),
-        bucket,
-        key,
-        version_id=args.version_id,
+    # Rescoring is always sharded, whatever the size (above_bytes is not consulted).
+    sharding = Sharding(
+        above_bytes=0, start=functools.partial(start_execution, stepfunctions_client(), arn)
     )
+    report = rescore_s3_object(s3_client(), bucket, key, sharding, version_id=args.version_id)
     emit(
         args.json,
         report.model_dump(mode="json"),

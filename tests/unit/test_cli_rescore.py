@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 import boto3
 import pytest
 
+from model_store.batch.handover import ShardedObject, execution_name
 from model_store.batch.report import BatchReport
-from model_store.batch.sharded import ShardedObject, execution_name
 from tests.support.cli import run
-from tests.support.s3 import new_bucket, read_object
+from tests.support.s3 import keys_under, new_bucket, read_object
 from tests.support.state_machines import trivial_state_machine
 
 if TYPE_CHECKING:
@@ -70,3 +70,22 @@ def test_rescore_refuses_what_is_not_an_object_location(location: str, state_mac
 
     assert result.returncode == 2
     assert "error: expected s3://BUCKET/KEY of a CSV" in result.stderr
+
+
+def test_rescoring_a_missing_object_exits_1_naming_it_and_writes_no_report(
+    s3: S3Client, moto_endpoint: str, state_machine: str
+) -> None:
+    bucket = new_bucket(s3, "data")
+
+    result = run(
+        "rescore",
+        f"s3://{bucket}/{KEY}",
+        "--state-machine",
+        state_machine,
+        env={"AWS_ENDPOINT_URL": moto_endpoint},
+    )
+
+    assert result.returncode == 1
+    assert f"s3://{bucket}/{KEY}" in result.stderr
+    assert "HeadObject" in result.stderr
+    assert keys_under(s3, bucket, "") == []

@@ -20,8 +20,7 @@ from batch_scoring.observability import SERVICE, record_report
 from batch_scoring.settings import BatchSettings
 from model_store.aws import s3_client, stepfunctions_client
 from model_store.batch import score_s3_object
-from model_store.batch.s3 import Sharding
-from model_store.batch.sharded import start_execution
+from model_store.batch.handover import Sharding, start_execution
 from model_store.observability import FunctionTelemetry
 from model_store.tracing import subsegment, trace_aws_client
 

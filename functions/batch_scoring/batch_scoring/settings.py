@@ -5,14 +5,14 @@ from __future__ import annotations
 from pydantic import Field
 
 from model_store.batch import DEFAULT_CHUNK_ROWS, OutputLayout
-from model_store.batch.inputs import DEFAULT_MAX_GZIP_BYTES
-from model_store.batch.report import DEFAULT_DRIFT_THRESHOLD
-from model_store.batch.s3 import DEFAULT_SHARD_ABOVE_BYTES
-from model_store.batch.sharded import (
+from model_store.batch.handover import (
     DEFAULT_CONCURRENCY,
+    DEFAULT_SHARD_ABOVE_BYTES,
     DEFAULT_SHARD_BYTES,
     DEFAULT_SHARD_ROWS,
 )
+from model_store.batch.inputs import DEFAULT_MAX_GZIP_BYTES
+from model_store.batch.report import DEFAULT_DRIFT_THRESHOLD
 from model_store.settings import ModelSourceSettings
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +30,8 @@ from tests.support.s3 import REGISTRY_PREFIX, keys_under, read_object
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @dataclass
@@ -543,3 +548,26 @@ def test_while_s3_fails_the_batch_leaves_no_partial_output_and_a_retry_completes
         "reports/iris.html",
         "reports/iris.json",
     ]
+
+
+def test_the_cold_start_leaves_the_sharded_runs_steps_unimported() -> None:
+    """Init imports only the hand-over: the plan, score and merge steps (and the planner
+    and assembler under them) are other functions' code."""
+    code = (
+        "import json, sys; import batch_scoring.handler; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('model_store.batch'))))"
+    )
+    env = {
+        **os.environ,
+        "MODEL_BUCKET": "models",
+        "SHARDING_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:s",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "functions" / "batch_scoring")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+
+    loaded = json.loads(done.stdout)
+    assert "model_store.batch.handover" in loaded
+    assert {"model_store.batch.sharded", "model_store.batch.plan"}.isdisjoint(loaded)
+    assert "model_store.batch.assemble" not in loaded

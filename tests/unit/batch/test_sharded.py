@@ -14,18 +14,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from model_store.batch import BatchReport, score_s3_object
+from model_store.batch.handover import ShardedObject, Sharding, execution_name, start_execution
 from model_store.batch.report import ModelRef
-from model_store.batch.s3 import OutputLayout, Sharding
+from model_store.batch.s3 import OutputLayout
 from model_store.batch.sharded import (
     PlannedRun,
-    ShardedObject,
     StepInput,
-    execution_name,
     fail_run,
     merge_run,
     plan_run,
     score_shard,
-    start_execution,
 )
 from model_store.gate import LoadedModel
 from tests.support.batch_files import csv_text, iris_table

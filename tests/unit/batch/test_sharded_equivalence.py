@@ -22,11 +22,11 @@ from hypothesis import strategies as st
 
 from model_store.artifact import Artifact
 from model_store.batch.engine import FileRejected, Part, score_text
+from model_store.batch.handover import ShardedObject
 from model_store.batch.inputs import csv_text
 from model_store.batch.plan import Plan, plan_shards
 from model_store.batch.report import BatchReport, ModelRef
 from model_store.batch.sharded import (
-    ShardedObject,
     ShardTally,
     StepInput,
     merged_report,

@@ -17,8 +17,12 @@ import pytest
 from samtranslator.translator.transform import transform  # type: ignore[import-untyped]
 
 from batch_scoring.settings import BatchSettings, ShardSettings
-from model_store.batch.s3 import DEFAULT_SHARD_ABOVE_BYTES
-from model_store.batch.sharded import DEFAULT_CONCURRENCY, DEFAULT_SHARD_ROWS, STAGING_PREFIX
+from model_store.batch.handover import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_SHARD_ABOVE_BYTES,
+    DEFAULT_SHARD_ROWS,
+)
+from model_store.batch.sharded import STAGING_PREFIX
 from tests.support.sam_template import (
     PSEUDO_PARAMETERS,
     NoManagedPolicies,
