@@ -9,12 +9,10 @@ defaults and once with values unlike any default.
 
 from __future__ import annotations
 
-import copy
 from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
-from samtranslator.translator.transform import transform  # type: ignore[import-untyped]
 
 from batch_scoring.settings import BatchSettings, ShardSettings
 from model_store.batch.handover import (
@@ -23,21 +21,17 @@ from model_store.batch.handover import (
     DEFAULT_SHARD_ROWS,
 )
 from model_store.batch.sharded import STAGING_PREFIX
-from tests.support.sam_template import (
-    PSEUDO_PARAMETERS,
-    NoManagedPolicies,
-    document,
-    package,
-    parameter_values,
-)
-from tests.unit.infra.test_template import (
+from tests.support.cfn_stack import (
     DATA_BUCKET_ARN,
     MODEL_BUCKET_ARN,
     NO_VALUE,
     SUB_VARIABLE,
     Stack,
     as_list,
-    function_variables,
+    transformed,
+)
+from tests.support.sam_template import (
+    parameter_values,
 )
 
 # Strings, as `sam deploy --parameter-overrides` passes them; ShardConcurrency over the
@@ -69,14 +63,7 @@ READS = ("s3:GetObject", "s3:GetObjectVersion")
 
 @pytest.fixture(scope="module", params=["defaults", "overrides"])
 def stack(request: pytest.FixtureRequest) -> Stack:
-    overrides = OVERRIDES if request.param == "overrides" else {}
-    parameters = parameter_values(overrides)
-    template = package(document())
-    with pytest.MonkeyPatch.context() as env:
-        # The translator asks boto3 for a region even when AWS::Region is given.
-        env.setenv("AWS_DEFAULT_REGION", PSEUDO_PARAMETERS["AWS::Region"])
-        transformed = transform(template, copy.deepcopy(parameters), NoManagedPolicies())
-    return Stack(transformed, parameters)
+    return transformed(OVERRIDES if request.param == "overrides" else {})
 
 
 @pytest.fixture(scope="module")
@@ -406,7 +393,7 @@ def test_the_shard_scorer_reserves_what_the_batch_function_does(stack: Stack) ->
 def test_the_plan_caps_the_maps_concurrency_at_the_reserved_concurrency(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    variables = function_variables(stack, PLAN)
+    variables = stack.variables(PLAN)
     concurrency = int(stack.parameters["ShardConcurrency"])
     reserved = stack.parameters["BatchReservedConcurrency"]
 
@@ -422,7 +409,7 @@ def test_the_plan_caps_the_maps_concurrency_at_the_reserved_concurrency(
 def test_the_s3_function_shards_files_over_shard_above_bytes(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    variables = function_variables(stack, S3_FUNCTION)
+    variables = stack.variables(S3_FUNCTION)
 
     use_environment(monkeypatch, variables)
     settings = BatchSettings()
