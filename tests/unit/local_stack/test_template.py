@@ -34,6 +34,7 @@ from devstack.template import (
     S3Trigger,
     Template,
     TemplateError,
+    read_document,
 )
 from tests.support.events import EVENTS_DIR, load_event
 
@@ -637,3 +638,13 @@ def test_an_undeclared_condition_is_a_clear_error(tmp_path: Path) -> None:
     )
     with pytest.raises(TemplateError, match="condition Nowhere is not declared"):
         template(path).functions()
+
+
+def test_each_read_of_a_template_is_the_callers_own_and_follows_the_file(tmp_path: Path) -> None:
+    path = synthetic(tmp_path, "Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n")
+    first = read_document(path)
+    first["Resources"]["Queue"]["Type"] = "changed by the caller"
+
+    assert read_document(path)["Resources"]["Queue"]["Type"] == "AWS::SQS::Queue"
+    path.write_text("Resources:\n  Topic:\n    Type: AWS::SNS::Topic\n")
+    assert list(read_document(path)["Resources"]) == ["Topic"]
