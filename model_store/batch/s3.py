@@ -118,7 +118,11 @@ def score_s3_object(
     if is_gzip(key) and size > max_gzip_bytes:
         return Outcome(run.report("rejected", too_large(size, max_gzip_bytes)), duplicate=False)
     if sharding is not None and not is_gzip(key) and size > sharding.above_bytes:
-        return run.hand_over(sharding, size, previous)
+        reason = (
+            f"{size:,} bytes is over the {sharding.above_bytes:,}-byte limit for one "
+            "invocation: scored in shards"
+        )
+        return run.hand_over(sharding.start, size, reason, previous)
 
     try:
         loaded = model()
@@ -138,19 +142,20 @@ def rescore_s3_object(
     client: S3Client,
     bucket: str,
     key: str,
-    sharding: Sharding,
+    start: Callable[[str, dict[str, Any]], str],
     *,
     version_id: str | None = None,
     layout: OutputLayout | None = None,
 ) -> BatchReport:
-    """Score an object in shards again, deliberately: a new execution name (a name is
-    not reused for 90 days), its "running" report in place of the last one. An object
-    that cannot be read gets no report: nothing was asked of it but this rerun."""
+    """Score an object in shards again, deliberately, whatever its size: START (as
+    Sharding's) runs it under a new execution name (a name is not reused for 90 days),
+    its "running" report in place of the last one. An object that cannot be read gets no
+    report: nothing was asked of it but this rerun."""
     run = _ObjectRun(client, bucket, key, version_id, (layout or OutputLayout()).keys(key))
     size = run.head(report_failure=False)
     attempt = f"rerun-{run.started_at:%Y%m%dT%H%M%S}"
     reason = "scored in shards again, on request"
-    return run.hand_over(sharding, size, None, attempt=attempt, reason=reason).report
+    return run.hand_over(start, size, reason, None, attempt=attempt).report
 
 
 class _ObjectRun:
@@ -264,25 +269,21 @@ class _ObjectRun:
 
     def hand_over(
         self,
-        sharding: Sharding,
+        start: Callable[[str, dict[str, Any]], str],
         size: int,
+        reason: str,
         previous: BatchReport | None,
         *,
         attempt: str = "",
-        reason: str = "",
     ) -> Outcome:
-        """Start the sharded run of this object (once: the execution's name derives from
-        the object version, and a repeated event finds it running). ATTEMPT names a
-        deliberate rerun (see execution_name)."""
+        """Start the sharded run of this object with START (Sharding.start), once: the
+        execution's name derives from the object version, and a repeated event finds it
+        running. ATTEMPT names a deliberate rerun (see execution_name)."""
         name = execution_name(
             self.bucket, self.key, self.source.version_id, self.source.etag, attempt=attempt
         )
         running = (
             previous is not None and previous.status == "running" and self.is_source_of(previous)
-        )
-        reason = reason or (
-            f"{size:,} bytes is over the {sharding.above_bytes:,}-byte limit for one "
-            "invocation: scored in shards"
         )
         # The report is written before the run starts, so that whatever the run writes
         # comes after it; a repeated event (or a retry after a failed start) leaves it be.
@@ -297,7 +298,7 @@ class _ObjectRun:
             outputs=self.keys,
             started_at=self.started_at,
         )
-        used = sharding.start(name, {"object": target.model_dump(mode="json")})
+        used = start(name, {"object": target.model_dump(mode="json")})
         if used != name:  # NAME's run was over (the outputs deleted since, say): a new one
             return Outcome(self._write(self._running(reason, used)), duplicate=False)
         return Outcome(previous if running and previous else self._running(reason, name), running)

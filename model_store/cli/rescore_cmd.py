@@ -48,7 +48,7 @@ def _location(text: str) -> tuple[str, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from model_store.batch.handover import Sharding, start_execution
+    from model_store.batch.handover import start_execution
     from model_store.batch.s3 import rescore_s3_object
 
     bucket, key = _location(args.location)
@@ -58,11 +58,8 @@ def run(args: argparse.Namespace) -> int:
         OUTPUT,
         instead="--state-machine",
     )
-    # Rescoring is always sharded, whatever the size (above_bytes is not consulted).
-    sharding = Sharding(
-        above_bytes=0, start=functools.partial(start_execution, stepfunctions_client(), arn)
-    )
-    report = rescore_s3_object(s3_client(), bucket, key, sharding, version_id=args.version_id)
+    start = functools.partial(start_execution, stepfunctions_client(), arn)
+    report = rescore_s3_object(s3_client(), bucket, key, start, version_id=args.version_id)
     emit(
         args.json,
         report.model_dump(mode="json"),
