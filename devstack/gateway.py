@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from devstack.http_server import BackgroundServer
 from devstack.proxy import (
     HttpRequest,
     HttpResponse,
@@ -131,8 +131,7 @@ class LocalGateway:
         self._integrations = concurrent.futures.ThreadPoolExecutor(
             max_workers=64, thread_name_prefix="integration"
         )
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http: BackgroundServer | None = None
 
     @property
     def url(self) -> str:
@@ -217,20 +216,13 @@ class LocalGateway:
             pass
 
         Handler.gateway = gateway
-        self._server = _Server((self.host, self.port), Handler)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="gateway", daemon=True
-        )
-        self._thread.start()
+        self._http = BackgroundServer(self.host, self.port, Handler, name="gateway")
+        self.port = self._http.port
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        if self._http is not None:
+            self._http.stop()
+            self._http = None
         self._integrations.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> LocalGateway:
@@ -239,11 +231,6 @@ class LocalGateway:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
 
 
 class _RequestHandler(BaseHTTPRequestHandler):

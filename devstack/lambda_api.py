@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from devstack.http_server import BackgroundServer
 from devstack.pool import PoolClosedError
 from devstack.rie import Invocation
 
@@ -72,8 +72,7 @@ class LocalLambdaApi:
         self.host = host
         self.port = port
         self.on_log = on_log
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http: BackgroundServer | None = None
 
     @property
     def url(self) -> str:
@@ -159,22 +158,16 @@ class LocalLambdaApi:
             pass
 
         Handler.api = api
-        self._server = _Server((self.host, self.port), Handler)
-        self.port = self._server.server_address[1]
         # A short poll: stop() waits for one, and the stack stops this on every Ctrl-C.
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="lambda-api", daemon=True
+        self._http = BackgroundServer(
+            self.host, self.port, Handler, name="lambda-api", poll_interval=0.05
         )
-        self._thread.start()
+        self.port = self._http.port
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        if self._http is not None:
+            self._http.stop()
+            self._http = None
 
     def __enter__(self) -> LocalLambdaApi:
         self.start()
@@ -186,11 +179,6 @@ class LocalLambdaApi:
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == name.lower()), None)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
